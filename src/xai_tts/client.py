@@ -1,0 +1,396 @@
+"""The asyncio client: the engine without LiveKit.
+
+::
+
+    async with xai_tts.Client() as client:               # XAI_API_KEY, XAI_BASE_URL
+        async with client.stream(voice="ara") as utt:    # one utterance, over a pooled socket
+            await utt.send("Hello from ")
+            await utt.send("Grok.")
+            await utt.finish()
+            async for chunk in utt:                      # AudioChunk(data, timestamps)
+                play(chunk.data)
+
+        async for chunk in client.synthesize("Hi."):     # REST, streamed as it arrives
+            ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from .errors import LocalProtocolError, XaiConnectionError, XaiTTSError
+from .options import TTSOptions, check_text
+from .protocol import AudioChunk
+from .transport import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    Acquired,
+    ConnectionPool,
+    Endpoint,
+    Ending,
+    Inbox,
+    RestSynthesis,
+    Timeouts,
+    Voice,
+    WsConnection,
+    list_voices,
+)
+
+__all__ = ["Client", "Utterance"]
+
+logger = logging.getLogger("xai_tts")
+
+
+class Client:
+    """A connection to the xAI TTS service (or anything speaking its protocol).
+
+    Args:
+        api_key: defaults to ``XAI_API_KEY``.
+        base_url: defaults to ``XAI_BASE_URL``, then ``https://api.x.ai/v1``.  Both the
+            REST and the WebSocket endpoints hang off it (``https`` -> ``wss``).
+        options: the defaults for every utterance; override per call.
+        timeouts: the deadline on each wait (see :class:`Timeouts`).
+        session: an aiohttp session to use (and not close); one is made otherwise.
+        max_connection_age: pooled sockets older than this are replaced (the service
+            ends a connection after ~2,100 s).
+        allow_insecure: permit plain ``http://`` to a host that is not loopback.
+        ssl: passed to aiohttp; ``True`` (verify certificates) unless you say otherwise.
+        max_message_bytes: the largest server frame accepted.
+        max_buffered_bytes: audio buffered for a slow consumer before the socket is no
+            longer read (back-pressure, not an error).
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        options: TTSOptions | None = None,
+        timeouts: Timeouts | None = None,
+        session: aiohttp.ClientSession | None = None,
+        max_connection_age: float = 1800.0,
+        max_idle_connections: int = 32,
+        allow_insecure: bool = False,
+        ssl: Any = True,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_buffered_bytes: int = 32 * 1024 * 1024,
+    ) -> None:
+        self._endpoint = Endpoint.resolve(api_key, base_url, allow_insecure=allow_insecure)
+        self.options = options if options is not None else TTSOptions()
+        self.timeouts = timeouts if timeouts is not None else Timeouts()
+        self._session = session
+        self._owns_session = session is None
+        self._ssl = ssl
+        self.max_message_bytes = max_message_bytes
+        self.max_buffered_bytes = max_buffered_bytes
+        self.pool = ConnectionPool(max_age=max_connection_age, max_idle=max_idle_connections)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"Client(base_url={self._endpoint.base_url!r}, options={self.options!r})"
+
+    @property
+    def base_url(self) -> str:
+        return self._endpoint.base_url
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("the client is closed")
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    def _options(self, options: TTSOptions | None, overrides: dict[str, Any]) -> TTSOptions:
+        base = options if options is not None else self.options
+        return base.replace_with(**overrides) if overrides else base
+
+    def connector(self, options: TTSOptions) -> Callable[[], Awaitable[WsConnection]]:
+        def connect() -> Awaitable[WsConnection]:
+            return WsConnection.connect(
+                self._http(),
+                self._endpoint,
+                options,
+                self.timeouts,
+                max_message_bytes=self.max_message_bytes,
+                ssl=self._ssl,
+            )
+
+        return connect
+
+    # -- public API ------------------------------------------------------------------
+
+    def stream(self, options: TTSOptions | None = None, **overrides: Any) -> Utterance:
+        """A new streaming utterance (WebSocket).  Options are validated here."""
+        return Utterance(self, self._options(options, overrides))
+
+    def synthesize(self, text: str, options: TTSOptions | None = None, **overrides: Any) -> RestSynthesis:
+        """One-shot synthesis over REST: an async iterator of audio chunks."""
+        return RestSynthesis(
+            self._http(),
+            self._endpoint,
+            self._options(options, overrides),
+            text,
+            self.timeouts,
+            ssl=self._ssl,
+        )
+
+    async def speak(self, text: str, options: TTSOptions | None = None, **overrides: Any) -> bytes:
+        """All the audio for ``text``, streamed over the WebSocket (any length)."""
+        async with self.stream(options, **overrides) as utt:
+            await utt.send(text)
+            await utt.finish()
+            return await utt.read_all()
+
+    async def voices(self) -> list[Voice]:
+        return await list_voices(self._http(), self._endpoint, self.timeouts, ssl=self._ssl)
+
+    def prewarm(self, options: TTSOptions | None = None, **overrides: Any) -> None:
+        """Open a connection in the background so the next utterance skips the handshake."""
+        opts = self._options(options, overrides)
+        self.pool.prewarm(opts.connection_key(), self.connector(opts))
+
+    async def aclose(self) -> None:
+        """Close every connection (ending any utterance in flight with an error) and the
+        HTTP session if this client made it."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.pool.aclose()
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+
+
+class Utterance:
+    """One streamed synthesis: ``send`` text, ``finish``, iterate the audio.
+
+    Sending and reading may happen in different tasks.  Leading whitespace is held back
+    until real text arrives, and an utterance that never gets any ends at ``finish()``
+    with no audio and no request, so empty input can never hang.
+
+    If the pooled connection it was given turns out to be dead before any audio
+    arrived, it reconnects once and replays the text, silently.
+    """
+
+    def __init__(self, client: Client, options: TTSOptions) -> None:
+        self._client = client
+        self.options = options
+        self._inbox = Inbox(high_water=client.max_buffered_bytes)
+        self._acquired: Acquired | None = None
+        self._lock = asyncio.Lock()
+        self._held = ""  # leading whitespace, not sent yet
+        self._sent: list[str] = []  # text sent so far, kept for a replay until audio comes
+        self._has_text = False
+        self._finished = False
+        self._cancelled = False
+        self._released = False
+        self._retried = False
+        #: seconds spent getting a connection, and whether it came from the pool
+        self.acquire_time = 0.0
+        self.connection_reused = False
+
+    def __repr__(self) -> str:
+        return f"<Utterance {self.options.voice} ending={self.ending}>"
+
+    @property
+    def ending(self) -> Ending | None:
+        return self._inbox.ending
+
+    @property
+    def trace_id(self) -> str | None:
+        """The service's id for this utterance (from ``audio.done``), for support tickets."""
+        return self._inbox.trace_id
+
+    @property
+    def bytes_received(self) -> int:
+        return self._inbox.bytes_received
+
+    async def __aenter__(self) -> Utterance:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- sending ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Get a connection now (otherwise the first ``send`` does)."""
+        async with self._lock:
+            if self._acquired is None and not self._released:
+                await self._acquire(fresh=False)
+
+    async def send(self, text: str) -> None:
+        check_text(text)
+        if self._cancelled:
+            raise LocalProtocolError("cannot send: the utterance was cancelled")
+        if self._finished:
+            raise LocalProtocolError("cannot send: finish() was already called")
+        if not self._has_text:
+            if not text.strip():
+                self._held += text
+                return
+            text, self._held = self._held + text, ""
+            self._has_text = True
+        self._remember(text)
+        await self._guarded(lambda conn: conn.send_text(text))
+
+    async def finish(self) -> None:
+        """End the text.  Audio keeps coming until the service's ``audio.done``."""
+        if self._finished or self._cancelled:
+            return
+        self._finished = True  # set before any await: the state this call describes
+        if not self._has_text:
+            self._inbox.finish(None)  # nothing to say: done, without asking the service
+            self._release()
+            return
+        await self._guarded(lambda conn: conn.finish())
+
+    async def cancel(self) -> None:
+        """Stop now (barge-in): ``text.clear``, then wait briefly for ``audio.clear`` so
+        the connection can be reused; if that wait fails, the connection is dropped.
+        Audio not yet read is discarded."""
+        if self._cancelled or self._released:
+            return
+        self._cancelled = True
+        inbox = self._inbox
+        acquired = self._acquired
+        if inbox.ending is None and acquired is not None and self._has_text:
+            try:
+                await acquired.conn.clear()
+                await inbox.wait_ended()
+            except XaiTTSError as exc:
+                logger.debug("clear failed, dropping the connection: %s", exc)
+        if inbox.ending is None:
+            inbox.cleared()
+        self._release()
+
+    async def aclose(self) -> None:
+        """Cancel if still running, and give the connection back."""
+        if self._inbox.ending is None:
+            await self.cancel()
+        self._release()
+
+    # -- receiving -------------------------------------------------------------------
+
+    def __aiter__(self) -> Utterance:
+        return self
+
+    async def __anext__(self) -> AudioChunk:
+        while True:
+            acquired = self._acquired
+            try:
+                chunk = await self._inbox.get()
+            except XaiTTSError as exc:
+                if acquired is not None and await self._recover(acquired, exc):
+                    continue
+                self._release()
+                raise
+            if chunk is None:
+                self._release()
+                raise StopAsyncIteration
+            if self._sent:
+                self._sent.clear()  # audio came: a replay is no longer possible
+            return chunk
+
+    async def read_all(self) -> bytes:
+        """Every audio byte until the end, concatenated."""
+        return b"".join([chunk.data async for chunk in self])
+
+    # -- internals -------------------------------------------------------------------
+
+    def _remember(self, text: str) -> None:
+        if self._inbox.chunks_received == 0 and not self._retried:
+            self._sent.append(text)
+
+    async def _acquire(self, *, fresh: bool) -> None:
+        client = self._client
+        opts = self.options
+        acquired = await client.pool.acquire(opts.connection_key(), client.connector(opts), fresh=fresh)
+        conn = acquired.conn
+        try:
+            wanted = dict(opts.replace or {})
+            if conn.replace != wanted:
+                await conn.update_session(wanted)
+            conn.begin(self._inbox)
+        except BaseException:
+            client.pool.discard(conn)
+            raise
+        self._acquired = acquired
+        self.acquire_time = acquired.acquire_time
+        self.connection_reused = acquired.reused
+
+    async def _guarded(self, op: Callable[[WsConnection], Awaitable[None]]) -> None:
+        """Run a send on the connection (getting one first if needed).  If it fails and
+        cannot be recovered, the utterance fails too, so a reader in another task is
+        woken with the error instead of waiting for audio that will never come."""
+        try:
+            if self._acquired is None:
+                await self.start()
+            acquired = self._acquired
+            if acquired is None:  # released meanwhile (cancelled, or the client closed)
+                raise XaiConnectionError("the utterance was closed while sending")
+            try:
+                await op(acquired.conn)
+            except XaiTTSError as exc:
+                if not await self._recover(acquired, exc):
+                    raise
+        except BaseException as exc:
+            err = exc if isinstance(exc, XaiTTSError) else XaiConnectionError(
+                f"sending was interrupted ({type(exc).__name__}); the utterance is lost"
+            )
+            self._inbox.fail(err)
+            self._release()
+            raise
+
+    async def _recover(self, failed: Acquired, exc: XaiTTSError) -> bool:
+        """Replace a reused connection that died before any audio; replay the text.
+        True if the utterance may carry on (recovered now, or by another task)."""
+        async with self._lock:
+            if self._acquired is not failed:
+                return self._inbox.ending is None or self._inbox.error is None
+            if not (
+                failed.reused
+                and not self._retried
+                and not self._cancelled
+                and isinstance(exc, XaiConnectionError)
+                and self._inbox.chunks_received == 0
+            ):
+                return False
+            self._retried = True
+            logger.info("pooled connection was dead (%s); reconnecting once", exc)
+            self._client.pool.discard(failed.conn)
+            self._inbox.reset()
+            self._acquired = None
+            await self._acquire(fresh=True)
+            assert self._acquired is not None
+            conn = self._acquired.conn
+            for text in self._sent:
+                await conn.send_text(text)
+            if self._finished:
+                await conn.finish()
+            return True
+
+    def _release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        acquired, self._acquired = self._acquired, None
+        if acquired is None:
+            return
+        pool = self._client.pool
+        if self._inbox.ending in (Ending.DONE, Ending.CLEARED):
+            pool.release(acquired.conn)
+        else:
+            pool.discard(acquired.conn)
+

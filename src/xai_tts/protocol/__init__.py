@@ -1,0 +1,69 @@
+"""The sans-IO layer: messages, their encoding, and the client connection's state machine.
+
+Nothing here imports asyncio or aiohttp, so every rule can be tested without a network.
+"""
+
+from .connection import (
+    AudioChunk,
+    ClientConnection,
+    Cleared,
+    Event,
+    ServerError,
+    SessionRejected,
+    State,
+    UtteranceDone,
+)
+from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError, XaiTTSError
+from .messages import (
+    MAX_DELTA_CHARS,
+    AudioClear,
+    AudioDelta,
+    AudioDone,
+    ClientMessage,
+    ErrorMessage,
+    ServerMessage,
+    SessionUpdate,
+    SessionUpdated,
+    TextClear,
+    TextDelta,
+    TextDone,
+    Timestamps,
+    decode_client,
+    decode_server,
+    encode_client,
+    encode_server,
+    split_text,
+)
+
+__all__ = [
+    "MAX_DELTA_CHARS",
+    "AudioChunk",
+    "AudioClear",
+    "AudioDelta",
+    "AudioDone",
+    "ClientConnection",
+    "ClientMessage",
+    "Cleared",
+    "ErrorMessage",
+    "Event",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "ServerError",
+    "ServerMessage",
+    "SessionRejected",
+    "SessionUpdate",
+    "SessionUpdated",
+    "State",
+    "TextClear",
+    "TextDelta",
+    "TextDone",
+    "Timestamps",
+    "UtteranceDone",
+    "XaiTTSError",
+    "decode_client",
+    "decode_server",
+    "encode_client",
+    "encode_server",
+    "split_text",
+]

@@ -1,0 +1,147 @@
+"""The hand-off between a connection's reader task and the one consumer of an utterance.
+
+A deque plus at most one waiting future, instead of an ``asyncio.Queue``: one audio chunk
+costs an append and, only when the consumer is already waiting, one ``set_result``.  The
+terminal state (done, cleared or failed) is set once and seen by every later read, so a
+consumer that arrives late still gets the ending instead of waiting for it.
+
+Buffering is bounded: past ``high_water`` bytes the reader stops reading the socket until
+the consumer catches up, so a fast server and a slow consumer cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from enum import Enum
+
+from ..protocol import AudioChunk
+
+__all__ = ["Ending", "Inbox"]
+
+
+class Ending(Enum):
+    DONE = "done"
+    CLEARED = "cleared"
+    FAILED = "failed"
+
+
+class Inbox:
+    __slots__ = (
+        "_buffered",
+        "_items",
+        "_loop",
+        "_room",
+        "_waiter",
+        "bytes_received",
+        "chunks_received",
+        "ending",
+        "error",
+        "high_water",
+        "trace_id",
+    )
+
+    def __init__(self, high_water: int = 32 * 1024 * 1024) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._items: deque[AudioChunk] = deque()
+        self._buffered = 0
+        self._waiter: asyncio.Future[None] | None = None
+        self._room: asyncio.Future[None] | None = None
+        self.high_water = high_water
+        self.ending: Ending | None = None
+        self.error: BaseException | None = None
+        self.trace_id: str | None = None
+        self.bytes_received = 0
+        self.chunks_received = 0
+
+    # -- producer side (the connection's reader) ---------------------------------------
+
+    def push(self, chunk: AudioChunk) -> None:
+        if self.ending is not None:
+            return
+        self._items.append(chunk)
+        n = len(chunk.data)
+        self._buffered += n
+        self.bytes_received += n
+        self.chunks_received += 1
+        self._wake()
+
+    @property
+    def full(self) -> bool:
+        return self._buffered > self.high_water
+
+    async def wait_for_room(self) -> None:
+        while self.full and self.ending is None:
+            self._room = self._loop.create_future()
+            try:
+                await self._room
+            finally:
+                self._room = None
+
+    def finish(self, trace_id: str | None) -> None:
+        self._end(Ending.DONE)
+        self.trace_id = trace_id
+
+    def cleared(self) -> None:
+        self._end(Ending.CLEARED)
+        self._items.clear()
+        self._buffered = 0
+
+    def fail(self, exc: BaseException) -> None:
+        if self.ending is None:
+            self.error = exc
+            self._end(Ending.FAILED)
+
+    def reset(self) -> None:
+        """Forget a failure and stay open, for a silent retry on a new connection (only
+        ever used while nothing has been received)."""
+        assert self.chunks_received == 0
+        self.ending = None
+        self.error = None
+
+    # -- consumer side ---------------------------------------------------------------
+
+    async def get(self) -> AudioChunk | None:
+        """The next chunk; None at the end (done or cleared); raises the failure."""
+        while True:
+            if self._items:
+                chunk = self._items.popleft()
+                self._buffered -= len(chunk.data)
+                room = self._room
+                if room is not None and not room.done() and not self.full:
+                    room.set_result(None)
+                return chunk
+            if self.ending is not None:
+                if self.error is not None:
+                    raise self.error
+                return None
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    async def wait_ended(self) -> Ending:
+        """Wait for the ending without consuming audio (used when draining a clear)."""
+        while self.ending is None:
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self.ending
+
+    # -- internals -------------------------------------------------------------------
+
+    def _end(self, ending: Ending) -> None:
+        if self.ending is None:
+            self.ending = ending
+        self._wake()
+        room = self._room
+        if room is not None and not room.done():
+            room.set_result(None)
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)

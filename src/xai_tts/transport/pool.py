@@ -1,0 +1,150 @@
+"""A small pool of WebSocket connections, keyed by their query (options fixed at connect).
+
+The rule, from the rime plugin's habit: a connection goes back to the pool only when it
+is proven idle and clean (``WsConnection.usable``); anything else is closed.  Connections
+older than ``max_age`` are rotated out before the service's ~2,100 s limit ends them in
+the middle of an utterance.  Every close runs in a task the pool owns and awaits on
+``aclose()``, so nothing outlives the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from .websocket import WsConnection
+
+__all__ = ["Acquired", "ConnectionPool"]
+
+logger = logging.getLogger("xai_tts")
+
+Connector = Callable[[], Awaitable[WsConnection]]
+
+
+class Acquired:
+    """What ``acquire`` hands out: the connection and how it was obtained (for metrics)."""
+
+    __slots__ = ("acquire_time", "conn", "reused")
+
+    def __init__(self, conn: WsConnection, reused: bool, acquire_time: float) -> None:
+        self.conn = conn
+        self.reused = reused
+        self.acquire_time = acquire_time
+
+
+class ConnectionPool:
+    def __init__(self, *, max_age: float = 1800.0, max_idle: int = 32) -> None:
+        self.max_age = max_age
+        self.max_idle = max_idle
+        self._idle: dict[str, deque[WsConnection]] = {}
+        self._busy: set[WsConnection] = set()
+        self._closing: set[asyncio.Task[None]] = set()
+        self._prewarming: set[asyncio.Task[None]] = set()
+        self._closed = False
+        #: counters, for tests and benchmarks
+        self.connects = 0
+        self.reuses = 0
+
+    def __repr__(self) -> str:
+        idle = sum(len(q) for q in self._idle.values())
+        return f"<ConnectionPool idle={idle} busy={len(self._busy)}>"
+
+    @property
+    def idle_count(self) -> int:
+        return sum(len(q) for q in self._idle.values())
+
+    @property
+    def busy_count(self) -> int:
+        return len(self._busy)
+
+    async def acquire(self, key: str, connect: Connector, *, fresh: bool = False) -> Acquired:
+        """An idle, live connection for ``key``, or a new one.  ``fresh`` skips the idle
+        ones (used to retry after a reused connection turned out dead)."""
+        if self._closed:
+            raise RuntimeError("the connection pool is closed")
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        queue = self._idle.get(key)
+        while queue and not fresh:
+            conn = queue.pop()  # most recently used first: the likeliest to be alive
+            if conn.usable and conn.age() < self.max_age:
+                self._busy.add(conn)
+                self.reuses += 1
+                return Acquired(conn, True, loop.time() - start)
+            self._close(conn)
+        conn = await connect()
+        if self._closed:  # closed while we were connecting
+            self._close(conn)
+            raise RuntimeError("the connection pool is closed")
+        self.connects += 1
+        self._busy.add(conn)
+        return Acquired(conn, False, loop.time() - start)
+
+    def release(self, conn: WsConnection) -> None:
+        """Give a connection back: kept if clean and young, closed otherwise."""
+        self._busy.discard(conn)
+        conn.detach()
+        if self._closed or not conn.usable or conn.age() >= self.max_age:
+            self._close(conn)
+            return
+        queue = self._idle.setdefault(conn.key, deque())
+        queue.append(conn)
+        while len(queue) > self.max_idle:
+            self._close(queue.popleft())
+
+    def discard(self, conn: WsConnection) -> None:
+        self._busy.discard(conn)
+        conn.detach()
+        self._close(conn)
+
+    def prewarm(self, key: str, connect: Connector) -> None:
+        """Open one connection for ``key`` in the background, if none is idle."""
+        if self._closed or self._idle.get(key) or self._prewarming:
+            return
+
+        async def warm() -> None:
+            try:
+                conn = await connect()
+            except Exception as exc:  # a failed prewarm is not an error: the next use retries
+                logger.debug("prewarm failed: %s", exc)
+                return
+            self.connects += 1
+            self._busy.add(conn)
+            self.release(conn)
+
+        task = asyncio.get_running_loop().create_task(warm(), name="xai-tts-prewarm")
+        self._prewarming.add(task)
+        task.add_done_callback(self._prewarming.discard)
+
+    def retire(self, key: str | None = None) -> None:
+        """Close idle connections (for ``key``, or all): their options are out of date.
+        Busy ones are closed when released if their key no longer matches what callers
+        ask for, since nobody will acquire that key again."""
+        keys = [key] if key is not None else list(self._idle)
+        for k in keys:
+            for conn in self._idle.pop(k, deque()):
+                self._close(conn)
+
+    def _close(self, conn: WsConnection) -> None:
+        task = conn.close_soon()
+        if not task.done():
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def aclose(self) -> None:
+        """Close every connection, idle or busy, and wait until all are closed."""
+        self._closed = True
+        for task in list(self._prewarming):
+            task.cancel()
+        for task in list(self._prewarming):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.retire()
+        for conn in list(self._busy):
+            self._close(conn)
+        self._busy.clear()
+        while self._closing:
+            await asyncio.gather(*list(self._closing), return_exceptions=True)
