@@ -21,6 +21,7 @@ from .faults import Fault, FaultKind, FaultPlan, FaultPoint
 from .server import EmulatorConfig, EmulatorServer, UtteranceRecord
 
 __all__ = [
+    "DEFAULT_KEY",
     "Emulator",
     "EmulatorConfig",
     "Fault",
@@ -72,12 +73,14 @@ class Emulator:
         if self._runner is not None:
             return self
         self._server = EmulatorServer(self._config, self._plan)
-        runner = web.AppRunner(self._server.app, handle_signals=False, access_log=None)
+        runner = web.AppRunner(
+            self._server.app, handle_signals=False, access_log=None, shutdown_timeout=1.0
+        )
         await runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self._host, self._port))
-        site = web.SockSite(runner, sock, shutdown_timeout=1.0)
+        site = web.SockSite(runner, sock)
         await site.start()
         self._port = sock.getsockname()[1]
         self._runner = runner

@@ -1,0 +1,53 @@
+"""Shared fixtures: an emulator per test, a client pointed at it, and a leak check."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import psutil
+import pytest
+
+import xai_tts
+from xai_tts.emulator import Emulator
+
+#: short deadlines so fault tests end in well under a second or two
+FAST = xai_tts.Timeouts(connect=2, send=2, first_audio=1, chunk_gap=1, completion=5, clear=0.5,
+                        session_update=1)  # fmt: skip
+
+
+def client_sockets(port: int) -> int:
+    """Open TCP connections of this process to ``port`` (the client side)."""
+    return sum(
+        1
+        for c in psutil.Process().net_connections(kind="tcp")
+        if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+    )
+
+
+def our_tasks() -> list[asyncio.Task[object]]:
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("xai-tts") and not t.done()]
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    async with Emulator(tone=True) as emu:
+        yield emu
+
+
+@pytest.fixture
+async def speech_emulator() -> AsyncIterator[Emulator]:
+    async with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+async def client(emulator: Emulator) -> AsyncIterator[xai_tts.Client]:
+    c = xai_tts.Client(api_key=emulator.api_key, base_url=emulator.url, timeouts=FAST)
+    try:
+        yield c
+    finally:
+        await c.aclose()
+        # nothing of ours outlives the client: no task, no socket
+        assert our_tasks() == []
+        assert client_sockets(emulator.port) == 0
