@@ -56,7 +56,9 @@ async def test_reader_in_another_task(client: xai_tts.Client, emulator: Emulator
 
 @pytest.mark.parametrize("codec", ["pcm", "mulaw", "alaw", "wav", "mp3"])
 @pytest.mark.parametrize("rate", [8000, 16000, 22050, 24000, 44100, 48000])
-async def test_every_codec_and_rate(client: xai_tts.Client, emulator: Emulator, codec: str, rate: int) -> None:
+async def test_every_codec_and_rate(
+    client: xai_tts.Client, emulator: Emulator, codec: str, rate: int
+) -> None:
     text = "Codec check."
     audio = await client.speak(text, codec=codec, sample_rate=rate)
     assert audio == bytes(emulator.utterances[-1].audio)
@@ -102,7 +104,9 @@ async def test_timestamps(client: xai_tts.Client) -> None:
     assert "".join(rest[0].timestamps.chars) == "Time me now."
 
 
-async def test_pronunciation_map_is_sent_once_per_connection(client: xai_tts.Client, emulator: Emulator) -> None:
+async def test_pronunciation_map_is_sent_once_per_connection(
+    client: xai_tts.Client, emulator: Emulator
+) -> None:
     opts = client.options.replace_with(replace={"GPU": "gee pee you"})
     await client.speak("The GPU is hot.", opts)
     await client.speak("Another GPU.", opts)
@@ -111,7 +115,9 @@ async def test_pronunciation_map_is_sent_once_per_connection(client: xai_tts.Cli
     assert client.pool.connects == 1
 
 
-async def test_empty_and_whitespace_text_never_touch_the_network(client: xai_tts.Client, emulator: Emulator) -> None:
+async def test_empty_and_whitespace_text_never_touch_the_network(
+    client: xai_tts.Client, emulator: Emulator
+) -> None:
     for text in ["", "   ", "\n\t"]:
         assert await client.speak(text) == b""
     assert emulator.utterances == []
@@ -145,7 +151,9 @@ async def test_cancel_clears_and_reuses_the_connection(emulator: Emulator) -> No
         assert client.pool.connects == 1
 
 
-async def test_concurrent_utterances_use_separate_connections(client: xai_tts.Client, emulator: Emulator) -> None:
+async def test_concurrent_utterances_use_separate_connections(
+    client: xai_tts.Client, emulator: Emulator
+) -> None:
     texts = [f"Utterance number {i}." for i in range(8)]
     results = await asyncio.gather(*(client.speak(t) for t in texts))
     by_text = {u.text: bytes(u.audio) for u in emulator.utterances}
@@ -167,7 +175,9 @@ async def test_prewarm_makes_the_first_utterance_reuse(client: xai_tts.Client) -
 
 
 async def test_connections_rotate_after_max_age(emulator: Emulator) -> None:
-    async with xai_tts.Client(api_key=emulator.api_key, base_url=emulator.url, max_connection_age=0.05) as client:
+    async with xai_tts.Client(
+        api_key=emulator.api_key, base_url=emulator.url, max_connection_age=0.05
+    ) as client:
         await client.speak("One.")
         await asyncio.sleep(0.1)
         await client.speak("Two.")
@@ -195,7 +205,9 @@ async def test_aclose_mid_stream_fails_the_utterance_and_leaks_nothing(emulator:
 
 
 async def test_consumer_backpressure_bounds_the_buffer(emulator: Emulator) -> None:
-    async with xai_tts.Client(api_key=emulator.api_key, base_url=emulator.url, max_buffered_bytes=4096) as client:
+    async with xai_tts.Client(
+        api_key=emulator.api_key, base_url=emulator.url, max_buffered_bytes=4096
+    ) as client:
         utt = client.stream()
         await utt.send("Plenty of audio for a tiny buffer. " * 5)
         await utt.finish()
@@ -209,7 +221,9 @@ async def test_speech_is_real(speech_emulator: Emulator) -> None:
     emu = speech_emulator
     async with xai_tts.Client(api_key=emu.api_key, base_url=emu.url) as client:
         short = np.frombuffer(await client.speak("Hello."), dtype=np.int16)
-        long = np.frombuffer(await client.speak("Hello. This sentence is a good deal longer than the first."), dtype=np.int16)
+        long = np.frombuffer(
+            await client.speak("Hello. This sentence is a good deal longer than the first."), dtype=np.int16
+        )
         other = np.frombuffer(await client.speak("Hello.", voice="rex"), dtype=np.int16)
     assert len(long) > 3 * len(short)
     rms = float(np.sqrt(np.mean(short.astype(np.float64) ** 2)))

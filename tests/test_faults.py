@@ -51,7 +51,9 @@ async def test_fault_during_an_utterance(client: xai_tts.Client, emulator: Emula
     assert audio == bytes(emulator.utterances[-1].audio)
 
 
-@pytest.mark.parametrize("kind", [K.AUDIO_AFTER_DONE, K.DONE_WITHOUT_UTTERANCE, K.DEADLINE], ids=lambda k: k.value)
+@pytest.mark.parametrize(
+    "kind", [K.AUDIO_AFTER_DONE, K.DONE_WITHOUT_UTTERANCE, K.DEADLINE], ids=lambda k: k.value
+)
 async def test_unsolicited_frames_on_an_idle_connection_are_silent(client: xai_tts.Client, emulator: Emulator,
                                                                   kind: FaultKind) -> None:  # fmt: skip
     emulator.fail_next(kind, P.IDLE)
@@ -164,9 +166,19 @@ async def test_instant_done_with_audio(client: xai_tts.Client, emulator: Emulato
 async def test_slow_reading_server(client: xai_tts.Client, emulator: Emulator) -> None:
     emulator.fail_next(K.SLOW_READ, P.BEFORE_AUDIO, seconds=0.02)
     async with client.stream() as utt:
-        for word in "a server that reads slowly still gets every word".split():
+        for word in ["a", "server", "that", "reads", "slowly", "still", "gets", "every", "word"]:
             await utt.send(word + " ")
         await utt.finish()
         audio = await utt.read_all()
-    assert emulator.utterances[0].text.split() == "a server that reads slowly still gets every word".split()
+    assert emulator.utterances[0].text.split() == [
+        "a",
+        "server",
+        "that",
+        "reads",
+        "slowly",
+        "still",
+        "gets",
+        "every",
+        "word",
+    ]
     assert audio == bytes(emulator.utterances[0].audio)

@@ -15,8 +15,8 @@ from xai_tts.protocol import (
     AudioClear,
     AudioDelta,
     AudioDone,
-    ClientConnection,
     Cleared,
+    ClientConnection,
     ErrorMessage,
     LocalProtocolError,
     RemoteProtocolError,
@@ -226,6 +226,7 @@ class ConnectionModel(RuleBasedStateMachine):
         self.srv_active = False  # text received for the current utterance
         self.srv_done = False  # text.done received
         self.srv_sent: list[bytes] = []  # audio of the current utterance
+        self.srv_index = 0  # utterances the server has ended
         # client side: one record per utterance
         self.waiters: list[dict[str, object]] = []
         self.closed = False
@@ -266,7 +267,8 @@ class ConnectionModel(RuleBasedStateMachine):
             self.srv_active = True
             self.srv_done = True
         elif isinstance(msg, TextClear):
-            self.srv_active = self.srv_done = False
+            if self.srv_active:  # the utterance in progress on the server is dropped
+                self._server_finished()
             self.srv_sent = []
             self.to_client.append(encode_server(AudioClear()))
         elif isinstance(msg, SessionUpdate):
@@ -285,11 +287,9 @@ class ConnectionModel(RuleBasedStateMachine):
         self._server_finished()
 
     def _server_finished(self) -> None:
-        # remember what the server sent for the oldest utterance not yet accounted for
-        for w in self.waiters:
-            if w["server_audio"] is None:
-                w["server_audio"] = b"".join(self.srv_sent)
-                break
+        # utterances end on the server in order, by audio.done or by text.clear
+        self.waiters[self.srv_index]["server_audio"] = b"".join(self.srv_sent)
+        self.srv_index += 1
         self.srv_active = self.srv_done = False
         self.srv_sent = []
 

@@ -7,7 +7,7 @@ LiveKit face use it to decode telephony codecs and to wrap PCM in a WAV file.
 from __future__ import annotations
 
 import struct
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import numpy.typing as npt
@@ -64,7 +64,7 @@ def _alaw_decode_byte(a: npt.NDArray[np.int32]) -> npt.NDArray[np.int16]:
     return np.where(sign != 0, mag, -mag).astype(np.int16)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _tables() -> dict[str, np.ndarray]:
     # Encoding by table lookup over all 65,536 sample values is exact and fast.
     every_sample = np.arange(-32768, 32768, dtype=np.int32)
@@ -99,7 +99,7 @@ def resample(pcm: Int16Array, src_rate: int, dst_rate: int) -> Int16Array:
     """Linear-interpolation resampling: plenty for an emulator's voice, and dependency-free."""
     if src_rate == dst_rate or len(pcm) == 0:
         return pcm
-    n_out = int(round(len(pcm) * dst_rate / src_rate))
+    n_out = round(len(pcm) * dst_rate / src_rate)
     x_out = np.arange(n_out, dtype=np.float64) * (src_rate / dst_rate)
     out = np.interp(x_out, np.arange(len(pcm), dtype=np.float64), pcm.astype(np.float64))
     return np.clip(np.round(out), -32768, 32767).astype(np.int16)

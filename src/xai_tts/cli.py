@@ -65,7 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     say.add_argument("--codec", choices=[*CODECS, "ulaw"], help="default: from the file extension")
     say.add_argument("--voice", default="eve", help="voice id (see `xai-tts voices`); default eve")
     say.add_argument("--language", default="auto", help=f"one of: {' '.join(LANGUAGES)}")
-    say.add_argument("--rate", type=int, default=24000, help=f"sample rate: {' '.join(map(str, SAMPLE_RATES))}")
+    say.add_argument(
+        "--rate", type=int, default=24000, help=f"sample rate: {' '.join(map(str, SAMPLE_RATES))}"
+    )
     say.add_argument("--speed", type=float, help="0.7 to 1.5")
     say.add_argument("--rest", action="store_true", help="use one REST request instead of the WebSocket")
     say.add_argument("--progress", choices=["auto", "always", "never"], default="auto",

@@ -30,8 +30,8 @@ from .transport import (
     DEFAULT_MAX_MESSAGE_BYTES,
     Acquired,
     ConnectionPool,
-    Endpoint,
     Ending,
+    Endpoint,
     Inbox,
     RestSynthesis,
     Timeouts,
@@ -346,8 +346,12 @@ class Utterance:
                 if not await self._recover(acquired, exc):
                     raise
         except BaseException as exc:
-            err = exc if isinstance(exc, XaiTTSError) else XaiConnectionError(
-                f"sending was interrupted ({type(exc).__name__}); the utterance is lost"
+            err = (
+                exc
+                if isinstance(exc, XaiTTSError)
+                else XaiConnectionError(
+                    f"sending was interrupted ({type(exc).__name__}); the utterance is lost"
+                )
             )
             self._inbox.fail(err)
             self._release()
@@ -393,4 +397,3 @@ class Utterance:
             pool.release(acquired.conn)
         else:
             pool.discard(acquired.conn)
-

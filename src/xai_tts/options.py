@@ -80,9 +80,7 @@ def validate_replace(replace: Mapping[str, str]) -> dict[str, str]:
     if not isinstance(replace, Mapping):
         raise OptionError("replace", "must be a mapping of word -> spoken form")
     if len(replace) > MAX_REPLACE_ENTRIES:
-        raise OptionError(
-            "replace", f"has {len(replace)} entries; at most {MAX_REPLACE_ENTRIES} are allowed"
-        )
+        raise OptionError("replace", f"has {len(replace)} entries; at most {MAX_REPLACE_ENTRIES} are allowed")
     seen: set[str] = set()
     out: dict[str, str] = {}
     for key, value in replace.items():

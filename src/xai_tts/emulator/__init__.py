@@ -73,9 +73,7 @@ class Emulator:
         if self._runner is not None:
             return self
         self._server = EmulatorServer(self._config, self._plan)
-        runner = web.AppRunner(
-            self._server.app, handle_signals=False, access_log=None, shutdown_timeout=1.0
-        )
+        runner = web.AppRunner(self._server.app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -158,4 +156,3 @@ class Emulator:
         """Wait until no connection is open."""
         server = self.server
         await server.wait_for(lambda: server.active_sessions == 0, timeout)
-

@@ -102,7 +102,9 @@ def _word_spans(
     return out
 
 
-def _char_times(spoken: str, words: list[tuple[int, int, float, float]], total: float) -> list[tuple[float, float]]:
+def _char_times(
+    spoken: str, words: list[tuple[int, int, float, float]], total: float
+) -> list[tuple[float, float]]:
     """A (start, end) per character: letters of a word share its span evenly; characters
     between words take the instant the next word starts."""
     times: list[tuple[float, float] | None] = [None] * len(spoken)

@@ -41,7 +41,7 @@ from ..protocol import (
     encode_server,
 )
 from .faults import Fault, FaultKind, FaultPlan, FaultPoint
-from .render import MP3_AVAILABLE, RenderRequest, Rendered, apply_replace, render
+from .render import MP3_AVAILABLE, Rendered, RenderRequest, apply_replace, render
 
 __all__ = ["EmulatorConfig", "EmulatorServer", "UtteranceRecord"]
 
@@ -204,7 +204,9 @@ class EmulatorServer:
 
     # -- records -----------------------------------------------------------------------
 
-    def _new_record(self, conn: int, transport: str, opts: dict[str, Any], replace: dict[str, str]) -> UtteranceRecord:
+    def _new_record(
+        self, conn: int, transport: str, opts: dict[str, Any], replace: dict[str, str]
+    ) -> UtteranceRecord:
         rec = UtteranceRecord(len(self.utterances), conn, transport, dict(opts), dict(replace))
         rec.started_at = time.monotonic()
         self.utterances.append(rec)
@@ -217,6 +219,7 @@ class EmulatorServer:
 
     async def wait_for(self, predicate: Any, timeout: float = 10.0) -> None:
         """Wait until ``predicate()`` is true (checked on every change of the records)."""
+
         async def wait() -> None:
             while not predicate():
                 await self._changed.wait()
@@ -573,7 +576,7 @@ class _WsSession:
         req = self.server._render_request(apply_replace(rec.text, rec.replace), self.opts)
         rendered = render(req)
         rec.first_audio_at = time.monotonic()
-        for chunk, ts in zip(rendered.chunks, rendered.timestamps):
+        for chunk, ts in zip(rendered.chunks, rendered.timestamps, strict=True):
             if chunk:
                 await self.send(AudioDelta(chunk, ts))
                 rec.audio += chunk
@@ -633,5 +636,3 @@ class _WsSession:
             await self.ws.send_str('{"type":"audio.delta","delta":"' + "A" * (9 * 1024 * 1024) + '"}')
             return False
         return False
-
-

@@ -77,9 +77,9 @@ def voice_for(voice: str, language: str) -> tuple[str, int]:
     """(espeak voice name, pitch) for an xAI voice and language.  Custom voice ids get a
     stable variant picked from their name."""
     base = _LANGUAGE_VOICES.get(language, "en-us")
-    variant, pitch = _VARIANTS.get(voice.lower()) or list(_VARIANTS.values())[
-        sum(map(ord, voice)) % len(_VARIANTS)
-    ]
+    variant, pitch = (
+        _VARIANTS.get(voice.lower()) or list(_VARIANTS.values())[sum(map(ord, voice)) % len(_VARIANTS)]
+    )
     return f"{base}+{variant}", pitch
 
 

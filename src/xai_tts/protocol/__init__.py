@@ -5,8 +5,8 @@ Nothing here imports asyncio or aiohttp, so every rule can be tested without a n
 
 from .connection import (
     AudioChunk,
-    ClientConnection,
     Cleared,
+    ClientConnection,
     Event,
     ServerError,
     SessionRejected,
@@ -41,9 +41,9 @@ __all__ = [
     "AudioClear",
     "AudioDelta",
     "AudioDone",
+    "Cleared",
     "ClientConnection",
     "ClientMessage",
-    "Cleared",
     "ErrorMessage",
     "Event",
     "LocalProtocolError",

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import NoReturn
 
 from .errors import LocalProtocolError, RemoteProtocolError
 from .messages import (
@@ -44,8 +45,8 @@ from .messages import (
 
 __all__ = [
     "AudioChunk",
-    "ClientConnection",
     "Cleared",
+    "ClientConnection",
     "Event",
     "ServerError",
     "SessionRejected",
@@ -154,9 +155,7 @@ class ClientConnection:
 
     def clear(self) -> str | None:
         """The ``text.clear`` frame, or None when a clear is already pending."""
-        self._require(
-            State.IDLE, State.SENDING, State.FINISHING, State.CLEARING, action="clear"
-        )
+        self._require(State.IDLE, State.SENDING, State.FINISHING, State.CLEARING, action="clear")
         if self.state is State.CLEARING:
             return None
         self._done_sent = self.state is State.FINISHING
@@ -165,9 +164,7 @@ class ClientConnection:
 
     def update_session(self, replace: Mapping[str, str]) -> str:
         """The ``session.update`` frame; the map applies from the next utterance on."""
-        self._require(
-            State.IDLE, State.SENDING, State.FINISHING, State.CLEARING, action="update session"
-        )
+        self._require(State.IDLE, State.SENDING, State.FINISHING, State.CLEARING, action="update session")
         self.pending_updates += 1
         return encode_client(SessionUpdate(dict(replace)))
 
@@ -209,7 +206,7 @@ class ClientConnection:
                 return AudioChunk(msg.audio, msg.timestamps)
             if state is State.CLEARING:
                 return None
-            return self._illegal("audio.delta with no utterance in flight")
+            self._illegal("audio.delta with no utterance in flight")
         if isinstance(msg, AudioDone):
             if state is State.FINISHING:
                 self.state = State.IDLE
@@ -219,17 +216,17 @@ class ClientConnection:
                 self._done_sent = False
                 return None
             if state is State.SENDING:
-                return self._illegal("audio.done before text.done was sent")
-            return self._illegal("audio.done with no utterance in flight")
+                self._illegal("audio.done before text.done was sent")
+            self._illegal("audio.done with no utterance in flight")
         if isinstance(msg, AudioClear):
             if state is State.CLEARING:
                 self.state = State.IDLE
                 self._done_sent = False
                 return Cleared()
-            return self._illegal("audio.clear without a text.clear")
+            self._illegal("audio.clear without a text.clear")
         if isinstance(msg, SessionUpdated):
             if self.pending_updates == 0:
-                return self._illegal("session.updated without a session.update")
+                self._illegal("session.updated without a session.update")
             self.pending_updates -= 1
             return msg
         if isinstance(msg, ErrorMessage):
@@ -246,6 +243,6 @@ class ClientConnection:
         if self.state not in states:
             raise LocalProtocolError(f"cannot {action} while the connection is {self.state.value}")
 
-    def _illegal(self, what: str) -> None:
+    def _illegal(self, what: str) -> NoReturn:
         self.close(what)
         raise RemoteProtocolError(f"the server broke the protocol: {what}")

@@ -99,8 +99,7 @@ class Timestamps:
     def __post_init__(self) -> None:
         if len(self.chars) != len(self.times):
             raise RemoteProtocolError(
-                f"audio_timestamps has {len(self.chars)} graph_chars but "
-                f"{len(self.times)} graph_times"
+                f"audio_timestamps has {len(self.chars)} graph_chars but {len(self.times)} graph_times"
             )
 
 
@@ -173,8 +172,7 @@ def encode_client(msg: ClientMessage) -> str:
     if isinstance(msg, TextDelta):
         if len(msg.delta) > MAX_DELTA_CHARS:
             raise ValueError(
-                f"a text.delta holds at most {MAX_DELTA_CHARS} characters; "
-                "use split_text() first"
+                f"a text.delta holds at most {MAX_DELTA_CHARS} characters; use split_text() first"
             )
         return _dumps({"type": "text.delta", "delta": msg.delta})
     if isinstance(msg, TextDone):
@@ -222,9 +220,7 @@ def _load_object(text: str | bytes, side: str) -> dict[str, Any]:
     try:
         obj = _loads(text)
     except ValueError:
-        raise RemoteProtocolError(
-            f"{side} sent a frame that is not JSON: {_preview(text)}"
-        ) from None
+        raise RemoteProtocolError(f"{side} sent a frame that is not JSON: {_preview(text)}") from None
     if not isinstance(obj, dict):
         raise RemoteProtocolError(f"{side} sent JSON that is not an object: {_preview(text)}")
     return obj

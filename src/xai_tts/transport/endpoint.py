@@ -54,7 +54,7 @@ class Endpoint:
         if parts.scheme in ("ws", "wss"):  # accept the WebSocket form too
             parts = parts._replace(scheme="https" if parts.scheme == "wss" else "http")
             url = urlunsplit(parts)
-        if parts.scheme == "http" and not allow_insecure and not is_loopback(parts.hostname):
+        if parts.scheme == "http" and not allow_insecure and not is_loopback(parts.hostname or ""):
             raise InsecureTransportError(
                 "base_url",
                 f"{url!r} is plain http to a host that is not this machine; the API key would "

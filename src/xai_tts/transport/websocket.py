@@ -33,8 +33,8 @@ from ..errors import (
 from ..options import TTSOptions
 from ..protocol import (
     AudioChunk,
-    ClientConnection,
     Cleared,
+    ClientConnection,
     ServerError,
     SessionRejected,
     SessionUpdated,
@@ -79,7 +79,7 @@ class WsConnection:
 
     def __init__(
         self,
-        ws: aiohttp.ClientWebSocketResponse,
+        ws: aiohttp.ClientWebSocketResponse[Any],
         *,
         key: str,
         timeouts: Timeouts,
@@ -277,8 +277,7 @@ class WsConnection:
                     exc = msg.data
                     if isinstance(exc, aiohttp.WebSocketError) and exc.code == 1009:
                         raise RemoteProtocolError(
-                            f"the server sent a frame larger than the {self._max_message_bytes} "
-                            "byte limit"
+                            f"the server sent a frame larger than the {self._max_message_bytes} byte limit"
                         )
                     raise XaiConnectionError(
                         f"connection failed: {self._endpoint.scrub(exc) or type(exc).__name__}"
@@ -364,9 +363,7 @@ class WsConnection:
     def close_soon(self) -> asyncio.Task[None]:
         """Start closing (idempotent); the returned task ends when the socket is closed."""
         if self._closing is None:
-            self._closing = asyncio.get_running_loop().create_task(
-                self._close(), name="xai-tts-ws-close"
-            )
+            self._closing = asyncio.get_running_loop().create_task(self._close(), name="xai-tts-ws-close")
         return self._closing
 
     async def aclose(self) -> None:

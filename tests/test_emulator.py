@@ -1,0 +1,68 @@
+"""The emulator as a service: validation before the upgrade, auth, limits, records."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from xai_tts.emulator import Emulator, Fault, FaultKind, FaultPoint
+
+GOOD = {"language": "en", "voice": "eve", "codec": "pcm", "sample_rate": "24000"}
+
+
+@pytest.mark.parametrize(("override", "status", "needle"), [
+    ({"voice": "nobody"}, 404, "not found"),
+    ({"language": "xx"}, 400, "unsupported language"),
+    ({"language": None}, 400, "language is required"),
+    ({"codec": "flac"}, 400, "unsupported codec"),
+    ({"sample_rate": "12345"}, 400, "unsupported sample_rate"),
+    ({"speed": "9"}, 400, "outside"),
+    ({"with_timestamps": "maybe"}, 400, "true or false"),
+])  # fmt: skip
+async def test_validation_before_the_upgrade(
+    emulator: Emulator, override: dict, status: int, needle: str
+) -> None:
+    params = {k: v for k, v in {**GOOD, **override}.items() if v is not None}
+    headers = {"Authorization": f"Bearer {emulator.api_key}"}
+    async with aiohttp.ClientSession() as s:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await s.ws_connect(emulator.url + "/tts", params=params, headers=headers)
+        assert info.value.status == status
+        async with s.get(emulator.url + "/tts", params=params, headers=headers) as resp:
+            assert resp.status == status
+            assert needle in (await resp.json())["error"]
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}])
+async def test_auth(emulator: Emulator, headers: dict) -> None:
+    async with aiohttp.ClientSession() as s:
+        for method, path in (("GET", "/tts/voices"), ("POST", "/tts"), ("GET", "/tts")):
+            async with s.request(method, emulator.url + path, params=GOOD, headers=headers, json={}) as resp:
+                assert resp.status == 401
+
+
+async def test_text_clear_when_idle_and_oversized_delta(emulator: Emulator) -> None:
+    headers = {"Authorization": f"Bearer {emulator.api_key}"}
+    async with (
+        aiohttp.ClientSession() as s,
+        s.ws_connect(emulator.url + "/tts", params=GOOD, headers=headers) as ws,
+    ):
+        await ws.send_json({"type": "text.clear"})
+        assert (await ws.receive_json(timeout=2))["type"] == "audio.clear"
+        await ws.send_json({"type": "session.update", "replace": {"bad-key": "x"}})
+        assert (await ws.receive_json(timeout=2))["type"] == "error"  # the old map stays
+        await ws.send_json({"type": "session.update", "replace": {"ok": "fine"}})
+        assert (await ws.receive_json(timeout=2)) == {"type": "session.updated", "replace": {"ok": "fine"}}
+        await ws.send_json({"type": "text.delta", "delta": "a" * 15001})
+        msg = await ws.receive_json(timeout=2)
+        assert msg["type"] == "error" and "15000" in msg["message"]
+
+
+def test_fault_specs() -> None:
+    assert Fault.parse("stall@mid_audio").at is FaultPoint.MID_AUDIO
+    f = Fault.parse("refuse:401")
+    assert (f.kind, f.at, f.status) == (FaultKind.REFUSE, FaultPoint.UPGRADE, 401)
+    assert Fault.parse("drop@idle*2").times == 2
+    assert Fault.parse("error@mid_audio*").times is None
+    with pytest.raises(ValueError, match="cannot happen at"):
+        Fault(FaultKind.REFUSE, FaultPoint.MID_AUDIO)
