@@ -54,7 +54,9 @@ class Client:
             REST and the WebSocket endpoints hang off it (``https`` -> ``wss``).
         options: the defaults for every utterance; override per call.
         timeouts: the deadline on each wait (see :class:`Timeouts`).
-        session: an aiohttp session to use (and not close); one is made otherwise.
+        session: an aiohttp session to use (and not close), or a function returning
+            one (asked at each use, e.g. a framework's per-job session); otherwise the
+            client makes its own.
         max_connection_age: pooled sockets older than this are replaced (the service
             ends a connection after ~2,100 s).
         allow_insecure: permit plain ``http://`` to a host that is not loopback.
@@ -71,7 +73,7 @@ class Client:
         *,
         options: TTSOptions | None = None,
         timeouts: Timeouts | None = None,
-        session: aiohttp.ClientSession | None = None,
+        session: aiohttp.ClientSession | Callable[[], aiohttp.ClientSession] | None = None,
         max_connection_age: float = 1800.0,
         max_idle_connections: int = 32,
         allow_insecure: bool = False,
@@ -82,7 +84,8 @@ class Client:
         self._endpoint = Endpoint.resolve(api_key, base_url, allow_insecure=allow_insecure)
         self.options = options if options is not None else TTSOptions()
         self.timeouts = timeouts if timeouts is not None else Timeouts()
-        self._session = session
+        self._session_factory = session if callable(session) else None
+        self._session = None if callable(session) else session
         self._owns_session = session is None
         self._ssl = ssl
         self.max_message_bytes = max_message_bytes
@@ -108,6 +111,8 @@ class Client:
     def _http(self) -> aiohttp.ClientSession:
         if self._closed:
             raise RuntimeError("the client is closed")
+        if self._session_factory is not None:
+            return self._session_factory()
         if self._session is None:
             self._session = aiohttp.ClientSession()
         return self._session
@@ -116,13 +121,15 @@ class Client:
         base = options if options is not None else self.options
         return base.replace_with(**overrides) if overrides else base
 
-    def connector(self, options: TTSOptions) -> Callable[[], Awaitable[WsConnection]]:
+    def connector(
+        self, options: TTSOptions, timeouts: Timeouts | None = None
+    ) -> Callable[[], Awaitable[WsConnection]]:
         def connect() -> Awaitable[WsConnection]:
             return WsConnection.connect(
                 self._http(),
                 self._endpoint,
                 options,
-                self.timeouts,
+                timeouts or self.timeouts,
                 max_message_bytes=self.max_message_bytes,
                 ssl=self._ssl,
             )
@@ -131,18 +138,28 @@ class Client:
 
     # -- public API ------------------------------------------------------------------
 
-    def stream(self, options: TTSOptions | None = None, **overrides: Any) -> Utterance:
-        """A new streaming utterance (WebSocket).  Options are validated here."""
-        return Utterance(self, self._options(options, overrides))
+    def stream(
+        self, options: TTSOptions | None = None, *, timeouts: Timeouts | None = None, **overrides: Any
+    ) -> Utterance:
+        """A new streaming utterance (WebSocket).  Options are validated here;
+        ``timeouts`` replace the client's for this utterance."""
+        return Utterance(self, self._options(options, overrides), timeouts or self.timeouts)
 
-    def synthesize(self, text: str, options: TTSOptions | None = None, **overrides: Any) -> RestSynthesis:
+    def synthesize(
+        self,
+        text: str,
+        options: TTSOptions | None = None,
+        *,
+        timeouts: Timeouts | None = None,
+        **overrides: Any,
+    ) -> RestSynthesis:
         """One-shot synthesis over REST: an async iterator of audio chunks."""
         return RestSynthesis(
             self._http(),
             self._endpoint,
             self._options(options, overrides),
             text,
-            self.timeouts,
+            timeouts or self.timeouts,
             ssl=self._ssl,
         )
 
@@ -183,9 +200,10 @@ class Utterance:
     arrived, it reconnects once and replays the text, silently.
     """
 
-    def __init__(self, client: Client, options: TTSOptions) -> None:
+    def __init__(self, client: Client, options: TTSOptions, timeouts: Timeouts) -> None:
         self._client = client
         self.options = options
+        self.timeouts = timeouts
         self._inbox = Inbox(high_water=client.max_buffered_bytes)
         self._acquired: Acquired | None = None
         self._lock = asyncio.Lock()
@@ -232,6 +250,8 @@ class Utterance:
 
     async def send(self, text: str) -> None:
         check_text(text)
+        if self._inbox.error is not None:
+            raise self._inbox.error
         if self._cancelled:
             raise LocalProtocolError("cannot send: the utterance was cancelled")
         if self._finished:
@@ -247,6 +267,8 @@ class Utterance:
 
     async def finish(self) -> None:
         """End the text.  Audio keeps coming until the service's ``audio.done``."""
+        if self._inbox.error is not None:
+            raise self._inbox.error
         if self._finished or self._cancelled:
             return
         self._finished = True  # set before any await: the state this call describes
@@ -258,22 +280,25 @@ class Utterance:
 
     async def cancel(self) -> None:
         """Stop now (barge-in): ``text.clear``, then wait briefly for ``audio.clear`` so
-        the connection can be reused; if that wait fails, the connection is dropped.
-        Audio not yet read is discarded."""
+        the connection can be reused; if that wait fails, or this call is itself
+        cancelled, the connection is dropped instead.  Audio not yet read is discarded."""
         if self._cancelled or self._released:
             return
         self._cancelled = True
         inbox = self._inbox
         acquired = self._acquired
-        if inbox.ending is None and acquired is not None and self._has_text:
-            try:
+        try:
+            if inbox.ending is None and acquired is not None and self._has_text:
                 await acquired.conn.clear()
-                await inbox.wait_ended()
-            except XaiTTSError as exc:
-                logger.debug("clear failed, dropping the connection: %s", exc)
-        if inbox.ending is None:
-            inbox.cleared()
-        self._release()
+                await inbox.wait_ended()  # bounded by the clear deadline
+            elif inbox.ending is None:
+                inbox.cleared()  # nothing was sent: nothing to clear
+        except XaiTTSError as exc:
+            logger.debug("clear failed, dropping the connection: %s", exc)
+        finally:
+            if inbox.ending is None:  # interrupted mid-clear: the connection is unclean
+                inbox.fail(XaiConnectionError("the utterance was cancelled"))
+            self._release()
 
     async def aclose(self) -> None:
         """Cancel if still running, and give the connection back."""
@@ -316,13 +341,15 @@ class Utterance:
     async def _acquire(self, *, fresh: bool) -> None:
         client = self._client
         opts = self.options
-        acquired = await client.pool.acquire(opts.connection_key(), client.connector(opts), fresh=fresh)
+        acquired = await client.pool.acquire(
+            opts.connection_key(), client.connector(opts, self.timeouts), fresh=fresh
+        )
         conn = acquired.conn
         try:
             wanted = dict(opts.replace or {})
             if conn.replace != wanted:
                 await conn.update_session(wanted)
-            conn.begin(self._inbox)
+            conn.begin(self._inbox, self.timeouts)
         except BaseException:
             client.pool.discard(conn)
             raise

@@ -134,6 +134,11 @@ class Emulator:
         return [u for u in self.server.utterances if u.completed]
 
     @property
+    def connections_total(self) -> int:
+        """Connections (WebSocket or REST) accepted so far."""
+        return self.server.connections
+
+    @property
     def open_connections(self) -> int:
         return self.server.active_sessions
 

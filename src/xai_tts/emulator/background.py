@@ -108,6 +108,11 @@ class BackgroundEmulator:
         return [u for u in self.utterances if u.completed]
 
     @property
+    def connections_total(self) -> int:
+        """Connections (WebSocket or REST) accepted so far."""
+        return self.emulator.connections_total
+
+    @property
     def open_connections(self) -> int:
         return self.emulator.open_connections
 

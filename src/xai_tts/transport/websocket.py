@@ -178,13 +178,16 @@ class WsConnection:
 
     # -- the utterance in flight ------------------------------------------------------
 
-    def begin(self, inbox: Inbox) -> None:
-        """Attach the inbox that receives the next utterance's audio."""
+    def begin(self, inbox: Inbox, timeouts: Timeouts | None = None) -> None:
+        """Attach the inbox that receives the next utterance's audio; ``timeouts`` (if
+        given) govern this utterance's waits."""
         if self._failure is not None:
             raise self._failure
         if not self.core.reusable or self._inbox is not None:
             raise RuntimeError(f"{self!r} is not idle")
         self._inbox = inbox
+        if timeouts is not None:
+            self.timeouts = timeouts
         self.utterances += 1
 
     def detach(self) -> None:
@@ -248,7 +251,6 @@ class WsConnection:
         wd = self._watchdog
         text_type = aiohttp.WSMsgType.TEXT
         finishing = State.FINISHING
-        chunk_gap = self.timeouts.chunk_gap
         try:
             while True:
                 msg = await ws.receive()
@@ -260,14 +262,14 @@ class WsConnection:
                         inbox.push(event)
                         if core.state is finishing:
                             wd.disarm("first_audio")
-                            wd.arm("chunk_gap", chunk_gap)
+                            wd.arm("chunk_gap", self.timeouts.chunk_gap)
                         if inbox.full:
                             # the consumer is behind: stop reading, and stop the clock,
                             # until it catches up
                             wd.disarm("chunk_gap", "completion")
                             await inbox.wait_for_room()
                             if core.state is finishing:
-                                wd.arm("chunk_gap", chunk_gap)
+                                wd.arm("chunk_gap", self.timeouts.chunk_gap)
                                 wd.arm("completion", self.timeouts.completion)
                     elif event is not None:
                         self._on_event(event)

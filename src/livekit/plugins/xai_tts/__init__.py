@@ -1,0 +1,35 @@
+"""xAI (Grok) text-to-speech for LiveKit Agents.
+
+``from livekit.plugins import xai_tts``; ``AgentSession(tts=xai_tts.TTS(voice="ara"))``.
+Built on the :mod:`xai_tts` engine: deadlines on every wait, pooled WebSockets, barge-in
+with ``text.clear``, and no dependence on which task resumes first.
+"""
+
+import threading
+
+from livekit.agents import Plugin
+
+from .log import logger
+from .models import TTSCodecs, TTSLanguages, TTSSampleRates, TTSVoices
+from .tts import TTS, ChunkedStream, SynthesizeStream
+from .version import __version__
+
+__all__ = [
+    "TTS",
+    "ChunkedStream",
+    "SynthesizeStream",
+    "TTSCodecs",
+    "TTSLanguages",
+    "TTSSampleRates",
+    "TTSVoices",
+    "__version__",
+]
+
+
+class XaiTTSPlugin(Plugin):
+    def __init__(self) -> None:
+        super().__init__(__name__, __version__, __package__, logger)
+
+
+if threading.current_thread() is threading.main_thread():  # livekit registers on the main thread only
+    Plugin.register_plugin(XaiTTSPlugin())

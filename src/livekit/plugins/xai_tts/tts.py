@@ -1,0 +1,451 @@
+"""The LiveKit face: livekit-agents' ``tts.TTS`` over the :mod:`xai_tts` engine.
+
+The engine does the protocol, deadlines and pooling; this module maps them onto
+livekit's machinery: options, segments on the ``AudioEmitter``, metrics
+(``_mark_started``, ``acquire_time``, ``connection_reused``), errors (``APIStatusError``,
+``APITimeoutError``, ``APIConnectionError``) and retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aiohttp
+from livekit.agents import (
+    DEFAULT_API_CONNECT_OPTIONS,
+    APIConnectionError,
+    APIConnectOptions,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    tokenize,
+    tts,
+    utils,
+)
+from livekit.agents.types import NOT_GIVEN, NotGivenOr, TimedString
+
+import xai_tts
+from xai_tts.audio import alaw_decode, mulaw_decode
+from xai_tts.protocol import Timestamps
+
+from .log import logger
+from .models import TTSCodecs, TTSLanguages, TTSSampleRates, TTSVoices
+
+__all__ = ["TTS", "ChunkedStream", "SynthesizeStream"]
+
+
+def _to_livekit(exc: xai_tts.XaiTTSError) -> APIError:
+    """One of livekit's errors for one of ours.  Ours never hold the API key, so chaining
+    them is safe and keeps the detail in livekit's log line."""
+    if isinstance(exc, xai_tts.XaiStatusError):
+        # livekit makes every 4xx but 408/429 non-retryable, as we do
+        return APIStatusError(str(exc), status_code=exc.status, body=exc.body, retryable=exc.retryable)
+    if isinstance(exc, xai_tts.XaiTimeoutError):
+        return APITimeoutError(str(exc))
+    if isinstance(exc, xai_tts.XaiConnectionError):
+        return APIConnectionError(str(exc))
+    return APIError(str(exc), retryable=exc.retryable)
+
+
+class _Decoder:
+    """What the emitter is told and how bytes are turned into what it can take.  The
+    emitter decodes mp3 and wav itself but not G.711, so mu-law and A-law become PCM
+    here."""
+
+    def __init__(self, codec: str) -> None:
+        self.codec = codec
+        self.mime_type = {"mp3": "audio/mpeg", "wav": "audio/wav"}.get(codec, "audio/pcm")
+        self._g711 = {"mulaw": mulaw_decode, "alaw": alaw_decode}.get(codec)
+
+    def __call__(self, data: bytes) -> bytes:
+        if self._g711 is not None:
+            return self._g711(data).tobytes()
+        return data
+
+
+class _Words:
+    """Turns per-character timings into word ``TimedString``s (each word with the
+    whitespace after it, so captions do not glue words together)."""
+
+    def __init__(self) -> None:
+        self._text = ""
+        self._start = 0.0
+        self._end = 0.0
+
+    def feed(self, stamps: Timestamps) -> list[TimedString]:
+        out: list[TimedString] = []
+        for char, (start, end) in zip(stamps.chars, stamps.times, strict=True):
+            if char.isspace():
+                if self._text and not self._text[-1].isspace():
+                    self._text += char
+                    out.append(TimedString(self._text, start_time=self._start, end_time=self._end))
+                    self._text = ""
+                continue
+            if not self._text:
+                self._start = start
+            self._text += char
+            self._end = end
+        return out
+
+    def flush(self) -> list[TimedString]:
+        if not self._text:
+            return []
+        word, self._text = self._text, ""
+        return [TimedString(word, start_time=self._start, end_time=self._end)]
+
+
+class TTS(tts.TTS[Any]):
+    """xAI text-to-speech for LiveKit Agents.
+
+    Args:
+        api_key: defaults to ``XAI_API_KEY``.
+        base_url: defaults to ``XAI_BASE_URL``, then ``https://api.x.ai/v1``.
+        voice, language, codec, sample_rate, bit_rate, speed, optimize_streaming_latency,
+            text_normalization, with_timestamps, replace: the service's options (see
+            :class:`xai_tts.TTSOptions`); validated here, so a typo fails at startup.
+            ``with_timestamps`` also turns on aligned transcripts.
+        tokenizer: how pushed text is grouped before it is sent; None (the default)
+            forwards text exactly as it is pushed, which gives the service the most
+            context soonest.  A ``tokenize.SentenceTokenizer`` or ``WordTokenizer`` sends
+            whole sentences or words instead.
+        http_session: an aiohttp session; defaults to livekit's per-job session.
+        timeouts: per-phase deadlines; by default ``conn_options.timeout`` bounds the
+            connect, the first audio and each gap between chunks.
+        max_connection_age: pooled connections older than this are replaced.
+        allow_insecure: permit plain ``http://`` to a host that is not loopback.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        voice: TTSVoices | str = "eve",
+        language: TTSLanguages | str = "auto",
+        codec: TTSCodecs | str = "pcm",
+        sample_rate: TTSSampleRates | int = 24000,
+        bit_rate: int | None = None,
+        speed: float | None = None,
+        optimize_streaming_latency: int | None = None,
+        text_normalization: bool | None = None,
+        with_timestamps: bool = False,
+        replace: Mapping[str, str] | None = None,
+        tokenizer: tokenize.SentenceTokenizer | tokenize.WordTokenizer | None = None,
+        http_session: aiohttp.ClientSession | None = None,
+        timeouts: xai_tts.Timeouts | None = None,
+        max_connection_age: float = 1800.0,
+        allow_insecure: bool = False,
+    ) -> None:
+        try:
+            opts = xai_tts.TTSOptions(
+                voice=voice,
+                language=language,
+                codec=codec,
+                sample_rate=sample_rate,
+                bit_rate=bit_rate,
+                speed=speed,
+                optimize_streaming_latency=optimize_streaming_latency,
+                text_normalization=text_normalization,
+                with_timestamps=with_timestamps,
+                replace=replace,
+            )
+        except xai_tts.OptionError as exc:
+            raise ValueError(str(exc)) from None
+        super().__init__(
+            capabilities=tts.TTSCapabilities(streaming=True, aligned_transcript=with_timestamps),
+            sample_rate=opts.sample_rate,
+            num_channels=1,
+        )
+        self._opts = opts
+        self._tokenizer = tokenizer
+        self._timeouts = timeouts
+        self._http_session = http_session
+        self._own_session: aiohttp.ClientSession | None = None
+        self._client = xai_tts.Client(
+            api_key,
+            base_url,
+            options=opts,
+            timeouts=timeouts,
+            session=self._session,
+            max_connection_age=max_connection_age,
+            allow_insecure=allow_insecure,
+        )
+        self._streams: set[SynthesizeStream] = set()
+
+    class Markup(tts.TTS.Markup):
+        """xAI's speech tags (``[laugh]``, ``<whisper>...</whisper>``) for livekit's
+        markup handling."""
+
+        def _provider_key(self) -> str:
+            return "xai"
+
+    @property
+    def model(self) -> str:
+        return "tts"
+
+    @property
+    def provider(self) -> str:
+        return "xAI"
+
+    @property
+    def options(self) -> xai_tts.TTSOptions:
+        return self._opts
+
+    @property
+    def client(self) -> xai_tts.Client:
+        """The engine underneath, for what livekit has no words for."""
+        return self._client
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http_session is not None:
+            return self._http_session
+        try:
+            return utils.http_context.http_session()
+        except RuntimeError:  # outside a job: our own session, closed by aclose()
+            if self._own_session is None or self._own_session.closed:
+                self._own_session = aiohttp.ClientSession()
+            return self._own_session
+
+    def _timeouts_for(self, conn_options: APIConnectOptions) -> xai_tts.Timeouts:
+        if self._timeouts is not None:
+            return self._timeouts
+        t = conn_options.timeout
+        return dataclasses.replace(self._client.timeouts, connect=t, send=t, first_audio=t, chunk_gap=t)
+
+    def update_options(
+        self,
+        *,
+        voice: NotGivenOr[TTSVoices | str] = NOT_GIVEN,
+        language: NotGivenOr[TTSLanguages | str] = NOT_GIVEN,
+        speed: NotGivenOr[float | None] = NOT_GIVEN,
+        bit_rate: NotGivenOr[int | None] = NOT_GIVEN,
+        optimize_streaming_latency: NotGivenOr[int | None] = NOT_GIVEN,
+        text_normalization: NotGivenOr[bool | None] = NOT_GIVEN,
+        replace: NotGivenOr[Mapping[str, str] | None] = NOT_GIVEN,
+    ) -> None:
+        """Change options for the next utterance.  Options that live in the
+        connection's query (all but ``replace``) retire the pooled connections; streams
+        already running keep the options they started with.  ``codec`` and
+        ``sample_rate`` are fixed for the life of a TTS (livekit reads them once)."""
+        given = {
+            k: v
+            for k, v in {
+                "voice": voice,
+                "language": language,
+                "speed": speed,
+                "bit_rate": bit_rate,
+                "optimize_streaming_latency": optimize_streaming_latency,
+                "text_normalization": text_normalization,
+                "replace": replace,
+            }.items()
+            if utils.is_given(v)
+        }
+        if not given:
+            return
+        old = self._opts
+        try:
+            new = old.replace_with(**given)
+        except xai_tts.OptionError as exc:
+            raise ValueError(str(exc)) from None
+        self._opts = self._client.options = new
+        if new.connection_key() != old.connection_key():
+            logger.debug("options changed; retiring pooled connections", extra={"changed": list(given)})
+            self._client.pool.retire(old.connection_key())
+
+    def prewarm(self) -> None:
+        self._client.prewarm(self._opts)
+
+    async def list_voices(self) -> list[xai_tts.Voice]:
+        try:
+            return await self._client.voices()
+        except xai_tts.XaiTTSError as exc:
+            raise _to_livekit(exc) from exc
+
+    def synthesize(
+        self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> ChunkedStream:
+        return ChunkedStream(tts=self, input_text=text, conn_options=conn_options)
+
+    def stream(self, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS) -> SynthesizeStream:
+        stream = SynthesizeStream(tts=self, conn_options=conn_options)
+        self._streams.add(stream)
+        return stream
+
+    async def aclose(self) -> None:
+        for stream in list(self._streams):
+            await stream.aclose()
+        self._streams.clear()
+        await self._client.aclose()
+        if self._own_session is not None:
+            await self._own_session.close()
+            self._own_session = None
+
+
+class ChunkedStream(tts.ChunkedStream):
+    """``synthesize()``: one REST request, its body pushed as it streams in."""
+
+    def __init__(self, *, tts: TTS, input_text: str, conn_options: APIConnectOptions) -> None:
+        super().__init__(tts=tts, input_text=input_text, conn_options=conn_options)
+        self._tts: TTS = tts
+        self._opts = tts._opts
+
+    async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        opts = self._opts
+        decode = _Decoder(opts.codec)
+        output_emitter.initialize(
+            request_id=utils.shortuuid(),
+            sample_rate=opts.sample_rate,
+            num_channels=1,
+            mime_type=decode.mime_type,
+        )
+        client = self._tts._client
+        pushed = False
+        words = _Words()
+        timeouts = self._tts._timeouts_for(self._conn_options)
+        try:
+            async with client.synthesize(self._input_text, opts, timeouts=timeouts) as rest:
+                async for chunk in rest:
+                    if chunk.timestamps is not None:
+                        output_emitter.push_timed_transcript(words.feed(chunk.timestamps) + words.flush())
+                    if chunk.data:
+                        output_emitter.push(decode(chunk.data))
+                        pushed = True
+            output_emitter.flush()
+        except xai_tts.XaiTTSError as exc:
+            err = _to_livekit(exc)
+            if pushed:
+                # livekit retries a chunked stream even after audio went out; a retry
+                # would say the start twice, so after audio the failure is final
+                err.retryable = False
+            raise err from exc
+
+
+class SynthesizeStream(tts.SynthesizeStream):
+    """``stream()``: text pushed as it comes over a pooled WebSocket; each ``flush()``
+    ends a segment (one utterance), ``end_input()`` ends the stream."""
+
+    def __init__(self, *, tts: TTS, conn_options: APIConnectOptions) -> None:
+        super().__init__(tts=tts, conn_options=conn_options)
+        self._tts: TTS = tts
+        self._opts = dataclasses.replace(tts._opts)
+
+    async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        opts = self._opts
+        decode = _Decoder(opts.codec)
+        request_id = utils.shortuuid()
+        output_emitter.initialize(
+            request_id=request_id,
+            sample_rate=opts.sample_rate,
+            num_channels=1,
+            mime_type=decode.mime_type,
+            stream=True,
+        )
+        client = self._tts._client
+        timeouts = self._tts._timeouts_for(self._conn_options)
+        # read the channel afresh: on a retry livekit refills a new one
+        segments = self._segments(self._input_ch)
+        first = True
+        while True:
+            utt = client.stream(opts, timeouts=timeouts)
+            try:
+                if first:
+                    # connect while the LLM is still thinking
+                    await utt.start()
+                    self._acquire_time = utt.acquire_time
+                    self._connection_reused = utt.connection_reused
+                    first = False
+                more = await self._segment(utt, segments, output_emitter, decode)
+            except xai_tts.XaiTTSError as exc:
+                raise _to_livekit(exc) from exc
+            finally:
+                # on any way out, a stream interrupted mid-segment is cleared (text.clear
+                # and a short drain) so its connection goes back clean, or is dropped
+                await utt.aclose()
+            if not more:
+                return
+
+    async def _segments(self, input_ch: Any) -> Any:
+        """Pushed text, grouped by the tokenizer if there is one; ``None`` marks a flush."""
+        tokenizer = self._tts._tokenizer
+        if tokenizer is None:
+            async for data in input_ch:
+                yield None if isinstance(data, self._FlushSentinel) else data
+            return
+        while True:
+            stream = tokenizer.stream()
+            saw_flush = False
+            ended = True
+            async for data in input_ch:
+                if isinstance(data, self._FlushSentinel):
+                    saw_flush = True
+                    ended = False
+                    break
+                stream.push_text(data)
+            stream.end_input()
+            async for token in stream:  # tokens come trimmed: a space keeps words apart
+                yield token.token + " "
+            await stream.aclose()
+            if saw_flush:
+                yield None
+            if ended:
+                return
+
+    async def _segment(
+        self,
+        utt: xai_tts.Utterance,
+        segments: Any,
+        emitter: tts.AudioEmitter,
+        decode: Callable[[bytes], bytes],
+    ) -> bool:
+        """One segment: send its text while its audio is pushed.  Returns False when the
+        input has ended.  Sender and receiver are tasks owned here; the first failure
+        of either ends both."""
+        started = False
+        more = False
+        words = _Words()
+        align = self._opts.with_timestamps
+
+        async def send() -> None:
+            nonlocal started, more
+            async for text in segments:
+                if text is None:  # flush: the segment ends here
+                    more = True
+                    break
+                if not started and text.strip():
+                    started = True  # before the first text that can bring audio back
+                    emitter.start_segment(segment_id=utils.shortuuid())
+                    self._mark_started()
+                await utt.send(text)  # leading whitespace is held back by the utterance
+            await utt.finish()
+
+        async def receive() -> None:
+            async for chunk in utt:
+                if align and chunk.timestamps is not None:
+                    emitter.push_timed_transcript(words.feed(chunk.timestamps))
+                if chunk.data:
+                    emitter.push(decode(chunk.data))
+            if align:
+                emitter.push_timed_transcript(words.flush())
+
+        loop = asyncio.get_running_loop()
+        sender = loop.create_task(send(), name="xai-tts-lk-send")
+        receiver = loop.create_task(receive(), name="xai-tts-lk-receive")
+        try:
+            await asyncio.wait((sender, receiver), return_when=asyncio.FIRST_EXCEPTION)
+            for task in (receiver, sender):  # the receiver's error is the cause, if any
+                if task.done() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            if started:
+                emitter.end_segment()
+            return more
+        finally:
+            for task in (sender, receiver):
+                if not task.done():
+                    task.cancel()
+            for task in (sender, receiver):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
