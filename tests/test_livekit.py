@@ -188,7 +188,14 @@ async def test_sentence_tokenizer(emulator: Emulator) -> None:
         audio, _finals, _ = await speak(t, "First sentence here. ", "Second sentence there.")
     finally:
         await t.aclose()
-    assert emulator.utterances[0].text.split() == ["First", "sentence", "here.", "Second", "sentence", "there."]
+    assert emulator.utterances[0].text.split() == [
+        "First",
+        "sentence",
+        "here.",
+        "Second",
+        "sentence",
+        "there.",
+    ]
     assert audio == bytes(emulator.utterances[0].audio)
 
 
