@@ -55,27 +55,31 @@ def test_say_codecs_from_the_extension(tmp_path: Path, ext: str, size_per_second
         assert data[:3] == b"ID3" or data[0] == 0xFF
 
 
-def test_say_against_a_running_emulator_with_options(tmp_path: Path) -> None:
-    with BackgroundEmulator(tone=True) as emu:
-        out = tmp_path / "x.wav"
-        env = {"XAI_API_KEY": emu.api_key, "XAI_BASE_URL": emu.url}
-        r = run("say", "Options reach the service.", "-o", str(out), "--voice", "rex",
-                "--language", "en", "--rate", "16000", "--speed", "1.2", env=env)  # fmt: skip
-        assert r.returncode == 0, r.stderr
-        assert "emulator" not in r.stderr
-        rec = emu.utterances[0]
-        assert (rec.voice, rec.options["language"], rec.options["sample_rate"], rec.options["speed"]) == (
-            "rex",
-            "en",
-            16000,
-            1.2,
-        )
-        with wave.open(str(out)) as w:
-            assert w.getframerate() == 16000
-        r = run("say", "Over REST.", "-o", str(out), "--rest", env=env)
-        assert r.returncode == 0 and emu.utterances[-1].transport == "rest"
-        r = run("voices", env=env)
-        assert r.returncode == 0 and "ara\tAra" in r.stdout
+@pytest.mark.xai_emulator(tone=True)
+def test_say_against_a_running_emulator_with_options(
+    tmp_path: Path, xai_emulator: BackgroundEmulator
+) -> None:
+    emu = xai_emulator
+    # the fixture set XAI_API_KEY and XAI_BASE_URL; the child process gets them too
+    out = tmp_path / "x.wav"
+    env = {"XAI_API_KEY": os.environ["XAI_API_KEY"], "XAI_BASE_URL": os.environ["XAI_BASE_URL"]}
+    r = run("say", "Options reach the service.", "-o", str(out), "--voice", "rex",
+            "--language", "en", "--rate", "16000", "--speed", "1.2", env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "emulator" not in r.stderr
+    rec = emu.utterances[0]
+    assert (rec.voice, rec.options["language"], rec.options["sample_rate"], rec.options["speed"]) == (
+        "rex",
+        "en",
+        16000,
+        1.2,
+    )
+    with wave.open(str(out)) as w:
+        assert w.getframerate() == 16000
+    r = run("say", "Over REST.", "-o", str(out), "--rest", env=env)
+    assert r.returncode == 0 and emu.utterances[-1].transport == "rest"
+    r = run("voices", env=env)
+    assert r.returncode == 0 and "ara\tAra" in r.stdout
 
 
 @pytest.mark.parametrize(("args", "env", "code", "needle"), [
