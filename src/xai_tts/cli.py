@@ -81,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     emu.add_argument("--tone", action="store_true", help="a tone instead of speech (for load tests)")
     emu.add_argument("--realtime", type=float, default=2.0,
                      help="pace audio at this multiple of real time (0: no pacing)")  # fmt: skip
+    emu.add_argument("--chunk-ms", type=int, default=100, help="audio per audio.delta")
+    emu.add_argument("--max-sessions", type=int, default=50, help="concurrent sessions before 429")
     emu.add_argument("--fault", action="append", default=[], metavar="SPEC",
                      help="inject a fault: kind[@point][*N|*][:status], e.g. stall@mid_audio, "
                      "refuse:401, drop@idle*2")  # fmt: skip
@@ -245,7 +247,13 @@ async def _emulate(args: argparse.Namespace) -> int:
         plan = FaultPlan([Fault.parse(spec) for spec in args.fault])
     except ValueError as exc:
         raise _Usage(f"bad --fault: {exc}") from None
-    config = EmulatorConfig(api_key=args.key or DEFAULT_KEY, tone=args.tone, realtime=args.realtime)
+    config = EmulatorConfig(
+        api_key=args.key or DEFAULT_KEY,
+        tone=args.tone,
+        realtime=args.realtime,
+        chunk_ms=args.chunk_ms,
+        max_sessions=args.max_sessions,
+    )
     emu = Emulator(config, faults=plan, port=args.port)
     async with emu:
         print(f"xai-tts emulator listening on {emu.url}", file=sys.stderr)

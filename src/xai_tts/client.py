@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -327,6 +327,18 @@ class Utterance:
             if self._sent:
                 self._sent.clear()  # audio came: a replay is no longer possible
             return chunk
+
+    async def batches(self) -> AsyncIterator[list[AudioChunk]]:
+        """Audio as lists of chunks: each wake-up yields everything that has arrived
+        since the last, so a consumer that does fixed work per call (a framework's
+        emitter) does it once per batch, not once per chunk.  Adds no latency: a batch
+        is yielded as soon as one chunk is there."""
+        while True:
+            try:
+                first = await self.__anext__()
+            except StopAsyncIteration:
+                return
+            yield [first, *self._inbox.take_ready()]
 
     async def read_all(self) -> bytes:
         """Every audio byte until the end, concatenated."""

@@ -110,6 +110,10 @@ class UtteranceRecord:
     def completed(self) -> bool:
         return self.audio_done_at is not None
 
+    def summary(self) -> dict[str, Any]:
+        """Everything but the audio bytes, as JSON-ready values."""
+        return {k: v for k, v in self.__dict__.items() if k != "audio"}
+
 
 class _Refused(Exception):
     def __init__(self, status: int, message: str) -> None:
@@ -200,6 +204,8 @@ class EmulatorServer:
         self.app.router.add_post("/v1/tts", self._rest)
         self.app.router.add_get("/v1/tts/voices", self._voices)
         self.app.router.add_get("/v1/tts/voices/{voice_id}", self._voice)
+        # not part of xAI's API: the records, for tests and benchmarks in other processes
+        self.app.router.add_get("/v1/_emulator/utterances", self._records)
         self.app.on_shutdown.append(self._on_shutdown)
 
     # -- records -----------------------------------------------------------------------
@@ -379,6 +385,13 @@ class EmulatorServer:
         if voice not in VOICES:
             return _error_response(404, f"voice {voice!r} not found")
         return web.json_response({"voice_id": voice, "name": voice.capitalize()})
+
+    async def _records(self, request: web.Request) -> web.Response:
+        try:
+            self._check_auth(request)
+        except _Refused as exc:
+            return _error_response(exc.status, str(exc))
+        return web.json_response([rec.summary() for rec in self.utterances])
 
     async def _on_shutdown(self, app: web.Application) -> None:
         for session in list(self._sessions):

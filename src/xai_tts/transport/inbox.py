@@ -121,6 +121,16 @@ class Inbox:
             finally:
                 self._waiter = None
 
+    def take_ready(self) -> list[AudioChunk]:
+        """Every chunk already buffered, without waiting (to batch work per wake-up)."""
+        items = list(self._items)
+        self._items.clear()
+        self._buffered = 0
+        room = self._room
+        if room is not None and not room.done():
+            room.set_result(None)
+        return items
+
     async def wait_ended(self) -> Ending:
         """Wait for the ending without consuming audio (used when draining a clear)."""
         while self.ending is None:

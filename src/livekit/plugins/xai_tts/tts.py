@@ -423,11 +423,14 @@ class SynthesizeStream(tts.SynthesizeStream):
             await utt.finish()
 
         async def receive() -> None:
-            async for chunk in utt:
-                if align and chunk.timestamps is not None:
-                    emitter.push_timed_transcript(words.feed(chunk.timestamps))
-                if chunk.data:
-                    emitter.push(decode(chunk.data))
+            async for batch in utt.batches():
+                if align:
+                    for chunk in batch:
+                        if chunk.timestamps is not None:
+                            emitter.push_timed_transcript(words.feed(chunk.timestamps))
+                data = batch[0].data if len(batch) == 1 else b"".join(c.data for c in batch)
+                if data:
+                    emitter.push(decode(data))
             if align:
                 emitter.push_timed_transcript(words.flush())
 

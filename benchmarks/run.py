@@ -1,0 +1,474 @@
+"""Side-by-side benchmarks: our LiveKit face, our bare client and the upstream
+``livekit-plugins-xai`` plugin against the same emulator (tone mode, own process).
+
+    python -m benchmarks.run            # everything, ~10 minutes on 2 cores
+    python -m benchmarks.run --quick    # fewer repeats, for a smoke run
+
+Writes benchmarks/results/RESULTS.md (tables), results.json and PNG plots.  The client
+runs pinned to CPU 0 and the emulators to CPU 1, so "one core" means one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import platform
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Awaitable
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, cast
+
+import aiohttp
+
+from .subjects import SUBJECTS, OursLiveKit, Subject, Upstream
+
+RESULTS = Path(__file__).parent / "results"
+KEY = "bench-key"
+
+
+# -- infrastructure ----------------------------------------------------------------------
+
+
+@dataclass
+class EmulatorProc:
+    url: str
+    proc: subprocess.Popen[bytes]
+
+    async def records(self) -> list[dict[str, Any]]:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(self.url + "/_emulator/utterances", headers={"Authorization": f"Bearer {KEY}"}) as resp,
+        ):
+            return cast(list[dict[str, Any]], await resp.json())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def emulator(*extra: str, realtime: float = 0.0) -> Any:
+    port = _free_port()
+    cmd = [sys.executable, "-m", "xai_tts.cli", "emulate", "--tone", "--port", str(port), "--key", KEY,
+           "--realtime", str(realtime), "--max-sessions", "100000", *extra]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > 1:  # type: ignore[operator]
+            os.sched_setaffinity(proc.pid, {1})
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the emulator did not start") from None
+                time.sleep(0.05)
+        yield EmulatorProc(f"http://127.0.0.1:{port}/v1", proc)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q / 100 * len(s)))]
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+# -- 1. time to first audio ----------------------------------------------------------------
+
+
+async def ttfa(emu: EmulatorProc, n: int) -> dict[str, Any]:
+    """Warm: one prewarmed subject each, utterances interleaved A/B/C.  Cold: a new subject
+    (new connection) per utterance.  Overhead = client's end_input->first audio minus the
+    emulator's own text.done->first audio."""
+    out: dict[str, Any] = {}
+    for mode in ("warm", "cold"):
+        runs: dict[str, list[Any]] = {cls.name: [] for cls in SUBJECTS}
+        count = n if mode == "warm" else max(20, n // 4)
+        async with AsyncExitStack() as stack:
+            warm: dict[str, Subject] = {}
+            if mode == "warm":
+                for cls in SUBJECTS:
+                    subj = cls(emu.url, KEY)
+                    await subj.start()
+                    await subj.prewarm()
+                    stack.push_async_callback(subj.close)
+                    warm[cls.name] = subj
+            for i in range(count):
+                for cls in SUBJECTS:
+                    text = f"{mode} {cls.__name__} {i} hello there."
+                    if mode == "warm":
+                        await warm[cls.name].prewarm()
+                        runs[cls.name].append(await warm[cls.name].speak(text))
+                    else:
+                        subj = cls(emu.url, KEY)
+                        await subj.start()
+                        runs[cls.name].append(await subj.speak(text))
+                        await subj.close()
+        # upstream sends words without the spaces between them: match on the letters
+        recs = {"".join(r["text"].split()): r for r in await emu.records()}
+        table = {}
+        for name, rs in runs.items():
+            over = []
+            for r in rs:
+                rec = recs["".join(r.text.split())]
+                own = rec["first_audio_at"] - rec["text_done_at"]
+                over.append((r.first_audio_at - r.end_input_at - own) * 1000)
+            table[name] = {
+                "n": len(over),
+                "p50": pct(over, 50),
+                "p90": pct(over, 90),
+                "p99": pct(over, 99),
+                "all": over,
+            }
+        out[mode] = table
+    return out
+
+
+# -- 2. CPU per second of audio ----------------------------------------------------------
+
+
+async def cpu(emu: EmulatorProc, repeats: int) -> dict[str, Any]:
+    cases = [
+        (
+            "24 kHz PCM, long",
+            "pcm",
+            24000,
+            "This is a long utterance for measuring the cost of streaming. " * 10,
+            3,
+        ),
+        ("24 kHz PCM, short", "pcm", 24000, "A short reply.", 40),
+        (
+            "8 kHz mu-law, long",
+            "mulaw",
+            8000,
+            "This is a long utterance for measuring the cost of streaming. " * 10,
+            3,
+        ),
+    ]
+    out: dict[str, Any] = {}
+    for label, codec, rate, text, count in cases:
+        samples: dict[str, list[float]] = {}
+        for _ in range(repeats):
+            for cls in SUBJECTS:  # interleaved, so drift hits everyone alike
+                subj = cls(emu.url, KEY, codec=codec, sample_rate=rate)
+                try:
+                    await subj.start()
+                except NotImplementedError:
+                    continue
+                await subj.speak("warm up")
+                gc.collect()
+                t0 = time.process_time()
+                seconds = 0.0
+                for _ in range(count):
+                    seconds += (await subj.speak(text)).audio_seconds
+                used = time.process_time() - t0
+                await subj.close()
+                samples.setdefault(cls.name, []).append(used / seconds * 1000)
+        out[label] = {name: med(v) for name, v in samples.items()}
+    return out
+
+
+# -- 3. capacity -----------------------------------------------------------------------------
+
+
+async def capacity(emu: EmulatorProc, levels: list[int]) -> dict[str, Any]:
+    """N concurrent streams paced at real time; delay of each audio piece against its
+    stream's own real-time schedule (first piece + audio position)."""
+    text = "Capacity test sentence number one two three."  # ~2.7 s of tone
+    out: dict[str, Any] = {}
+    for n in levels:
+        for cls in SUBJECTS:
+            subj = cls(emu.url, KEY)
+            await subj.start()
+            await subj.speak("warm up")
+
+            async def one(i: int, subj: Subject = subj) -> Any:
+                await asyncio.sleep(random.random())  # arrivals spread over a second
+                return await subj.speak(f"{text} {i}")
+
+            t0 = time.perf_counter()
+            results = await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
+            wall = time.perf_counter() - t0
+            await subj.close()
+            delays: list[float] = []
+            errors = 0
+            for r in results:
+                if isinstance(r, BaseException):
+                    errors += 1
+                    continue
+                if not r.arrivals:
+                    continue
+                # played from its first piece on, each piece is due when playback reaches
+                # the audio position where it starts; lateness is an underrun
+                t_first = r.arrivals[0][0]
+                before = r.arrivals[0][1]
+                for t, s in r.arrivals[1:]:
+                    delays.append(max(0.0, (t - t_first) - before) * 1000)
+                    before = s
+            out.setdefault(str(n), {})[cls.name] = {
+                "p50": pct(delays, 50), "p99": pct(delays, 99), "errors": errors, "wall": wall,
+            }  # fmt: skip
+            gc.collect()
+    return out
+
+
+# -- 4. hang rate ----------------------------------------------------------------------------
+
+
+def hang_rate(emu_url: str, counts: dict[str, int], limit: float) -> dict[str, Any]:
+    """Sends that wait to drain + an instant audio.done + shuffled task order (the
+    reliability harness), one utterance per seed."""
+    sys.path.insert(0, str(Path(__file__).parent.parent))
+    from tests.harness import run_seeds
+
+    out: dict[str, Any] = {}
+    for cls in (OursLiveKit, Upstream):
+        n = counts[cls.name]
+
+        def factory(seed: int, cls: type[Subject] = cls) -> Awaitable[None]:
+            async def go() -> None:
+                subj = cls(emu_url, KEY)
+                await subj.start()
+                try:
+                    await subj.speak(f"Race seed {seed}.")
+                finally:
+                    await asyncio.wait_for(subj.close(), 2)
+
+            return go()
+
+        t0 = time.perf_counter()
+        hung = run_seeds(range(n), factory, limit=limit)
+        out[cls.name] = {"utterances": n, "hangs": len(hung), "per_1000": 1000 * len(hung) / n,
+                         "seconds": time.perf_counter() - t0}  # fmt: skip
+    return out
+
+
+# -- 5. memory -------------------------------------------------------------------------------
+
+
+async def memory(idle_emu: EmulatorProc, paced_emu: EmulatorProc, n: int) -> dict[str, Any]:
+    """Python heap (tracemalloc) per idle pooled connection and per active stream; RSS
+    moves in pages and arenas too coarse for a few hundred sockets."""
+    out: dict[str, Any] = {}
+    tracemalloc.start()
+    try:
+        for cls in SUBJECTS:
+            out[cls.name] = await _memory_one(cls, idle_emu, paced_emu, n)
+    finally:
+        tracemalloc.stop()
+    return out
+
+
+def _heap() -> int:
+    gc.collect()
+    return tracemalloc.get_traced_memory()[0]
+
+
+async def _memory_one(
+    cls: type[Subject], idle_emu: EmulatorProc, paced_emu: EmulatorProc, n: int
+) -> dict[str, float]:
+    # idle pooled connections: n concurrent tiny utterances leave n idle sockets
+    subj = cls(idle_emu.url, KEY)
+    await subj.start()
+    await subj.speak("warm up")
+    base = _heap()
+    await asyncio.gather(*(subj.speak(f"idle {i}") for i in range(n)))
+    idle = (_heap() - base) / n
+    await subj.close()
+    # active streams: n streams half way through a paced utterance
+    subj = cls(paced_emu.url, KEY)
+    await subj.start()
+    await subj.speak("warm up")
+    base = _heap()
+    tasks = [
+        asyncio.ensure_future(subj.speak("An active stream for the memory test, long enough."))
+        for _ in range(n)
+    ]
+    await asyncio.sleep(1.5)
+    active = (_heap() - base) / n
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await subj.close()
+    return {"idle_kib": idle / 1024, "active_kib": active / 1024}
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    versions = {}
+    for dist in ("xai-tts", "livekit-agents", "livekit-plugins-xai", "aiohttp", "orjson"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = "absent"
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "versions": versions,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def ratio(ours: float, theirs: float) -> str:
+    if not theirs or theirs != theirs or ours != ours:
+        return "n/a"
+    return f"{ours / theirs:.2f}"
+
+
+def report(res: dict[str, Any], command: str) -> str:
+    up = Upstream.name
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Command: `{command}`",
+        "",
+        "Machine: " + json.dumps(res["machine"]),
+        "",
+    ]
+    for mode in ("warm", "cold"):
+        t = res["ttfa"][mode]
+        lines += [f"## Time to first audio, {mode} (ms above the emulator's own time to first audio)", "",
+                  "| subject | n | p50 | p90 | p99 | p50 vs upstream |", "|---|---|---|---|---|---|"]  # fmt: skip
+        for name, row in t.items():
+            lines.append(f"| {name} | {row['n']} | {row['p50']:.2f} | {row['p90']:.2f} | {row['p99']:.2f} | "
+                         f"{ratio(row['p50'], t[up]['p50'])} |")  # fmt: skip
+        lines.append("")
+    lines += ["## Client CPU per second of audio (ms CPU / s audio, median of repeats)", "",
+              "| case | " + " | ".join(c.name for c in SUBJECTS) + " | LiveKit face vs upstream |",
+              "|---|" + "---|" * (len(SUBJECTS) + 1)]  # fmt: skip
+    for case, row in res["cpu"].items():
+        cells = [f"{row[c.name]:.2f}" if c.name in row else "n/a" for c in SUBJECTS]
+        lines.append(
+            f"| {case} | "
+            + " | ".join(cells)
+            + f" | {ratio(row.get(OursLiveKit.name, float('nan')), row.get(up, float('nan')))} |"
+        )
+    lines += ["", "## Capacity: concurrent real-time streams on one core (delay of each audio piece, ms)", "",
+              "| N | " + " | ".join(f"{c.name} p50 / p99 (errors)" for c in SUBJECTS) + " |",
+              "|---|" + "---|" * len(SUBJECTS)]  # fmt: skip
+    best: dict[str, int] = {}
+    for n, row in res["capacity"].items():
+        cells = []
+        for c in SUBJECTS:
+            r = row[c.name]
+            cells.append(f"{r['p50']:.1f} / {r['p99']:.1f} ({r['errors']})")
+            if r["p99"] < 20 and r["errors"] == 0:
+                best[c.name] = max(best.get(c.name, 0), int(n))
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    lines += ["", "Largest N with p99 < 20 ms and no errors: "
+              + ", ".join(f"{c.name}: {best.get(c.name, 0)}" for c in SUBJECTS), ""]  # fmt: skip
+    lines += ["## Hang rate (drained sends + instant audio.done + shuffled task order)", "",
+              "| subject | utterances | hangs | per 1,000 |", "|---|---|---|---|"]  # fmt: skip
+    for name, row in res["hang"].items():
+        lines.append(f"| {name} | {row['utterances']} | {row['hangs']} | {row['per_1000']:.1f} |")
+    lines += ["", "## Memory (KiB of Python heap, tracemalloc)", "", "| subject | per idle pooled connection | per active stream |",
+              "|---|---|---|"]  # fmt: skip
+    for name, row in res["memory"].items():
+        lines.append(f"| {name} | {row['idle_kib']:.0f} | {row['active_kib']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plots(res: dict[str, Any]) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plots", file=sys.stderr)
+        return
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, row in res["ttfa"]["warm"].items():
+        xs = sorted(row["all"])
+        ax.plot(xs, [i / len(xs) for i in range(len(xs))], label=name)
+    ax.set_xlabel("time to first audio above the emulator's own (ms), warm")
+    ax.set_ylabel("fraction of utterances")
+    ax.set_xscale("log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(RESULTS / "ttfa_cdf.png", dpi=120)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    levels = sorted(int(n) for n in res["capacity"])
+    for c in SUBJECTS:
+        ax.plot(levels, [res["capacity"][str(n)][c.name]["p99"] for n in levels], marker="o", label=c.name)
+    ax.axhline(20, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("concurrent real-time streams on one core")
+    ax.set_ylabel("p99 delay of audio pieces (ms)")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(RESULTS / "capacity.png", dpi=120)
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    res: dict[str, Any] = {"machine": machine()}
+    with emulator() as fast, emulator(realtime=1.0) as paced:
+        print("time to first audio ...", file=sys.stderr)
+        res["ttfa"] = await ttfa(fast, args.utterances)
+        print("cpu ...", file=sys.stderr)
+        res["cpu"] = await cpu(fast, args.repeats)
+        print("capacity ...", file=sys.stderr)
+        res["capacity"] = await capacity(paced, args.levels)
+        print("memory ...", file=sys.stderr)
+        res["memory"] = await memory(fast, paced, args.memory_n)
+    return res
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--utterances", type=int, default=200)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument(
+        "--levels", type=lambda s: [int(x) for x in s.split(",")], default=[50, 100, 200, 400, 800]
+    )
+    p.add_argument("--memory-n", type=int, default=100)
+    p.add_argument("--hang-ours", type=int, default=10_000)
+    p.add_argument("--hang-upstream", type=int, default=300)
+    args = p.parse_args()
+    if args.quick:
+        args.utterances, args.repeats, args.levels, args.memory_n = 40, 2, [50, 200], 30
+        args.hang_ours, args.hang_upstream = 300, 50
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {0})
+    RESULTS.mkdir(exist_ok=True)
+    res = asyncio.run(main_async(args))
+    print("hang rate ...", file=sys.stderr)
+    with emulator("--fault", "instant_done*") as instant:
+        res["hang"] = hang_rate(
+            instant.url, {OursLiveKit.name: args.hang_ours, Upstream.name: args.hang_upstream}, 2.0
+        )
+    command = "python -m benchmarks.run " + " ".join(sys.argv[1:])
+    (RESULTS / "results.json").write_text(json.dumps(res, indent=1, default=str))
+    text = report(res, command.strip())
+    (RESULTS / "RESULTS.md").write_text(text)
+    plots(res)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""The three things measured, behind one small interface: our LiveKit face, our bare
+client, and the upstream ``livekit-plugins-xai`` plugin, all pointed at the same
+emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+
+#: called with (monotonic time, seconds of audio in this piece) for each piece of audio out
+OnAudio = Callable[[float, float], None]
+
+
+@dataclass
+class Run:
+    """One utterance as the client saw it."""
+
+    text: str
+    end_input_at: float = 0.0
+    first_audio_at: float | None = None
+    audio_seconds: float = 0.0
+    arrivals: list[tuple[float, float]] = field(default_factory=list)  # (time, seconds so far)
+
+    def on_audio(self, seconds: float) -> None:
+        now = time.perf_counter()
+        if self.first_audio_at is None:
+            self.first_audio_at = now
+        self.audio_seconds += seconds
+        self.arrivals.append((now, self.audio_seconds))
+
+
+class Subject:
+    name = ""
+
+    def __init__(self, base_url: str, api_key: str, *, codec: str = "pcm", sample_rate: int = 24000) -> None:
+        self.base_url = base_url
+        self.api_key = api_key
+        self.codec = codec
+        self.sample_rate = sample_rate
+
+    async def start(self) -> None: ...
+
+    async def prewarm(self) -> None: ...
+
+    async def speak(self, text: str, *, pieces: int = 1) -> Run:
+        raise NotImplementedError
+
+    async def close(self) -> None: ...
+
+
+def _split(text: str, pieces: int) -> list[str]:
+    words = text.split(" ")
+    step = max(1, len(words) // pieces)
+    out = [" ".join(words[i : i + step]) for i in range(0, len(words), step)]
+    return [w + " " for w in out[:-1]] + out[-1:]
+
+
+class OursLiveKit(Subject):
+    name = "ours (LiveKit)"
+
+    async def start(self) -> None:
+        from livekit.plugins import xai_tts
+
+        self.tts = xai_tts.TTS(
+            api_key=self.api_key, base_url=self.base_url, codec=self.codec, sample_rate=self.sample_rate
+        )
+
+    async def prewarm(self) -> None:
+        self.tts.prewarm()
+        for _ in range(500):
+            if self.tts.client.pool.idle_count:
+                return
+            await asyncio.sleep(0.002)
+
+    async def speak(self, text: str, *, pieces: int = 1) -> Run:
+        run = Run(text)
+        stream = self.tts.stream()
+        for piece in _split(text, pieces):
+            stream.push_text(piece)
+        run.end_input_at = time.perf_counter()
+        stream.end_input()
+        async for ev in stream:
+            run.on_audio(ev.frame.samples_per_channel / ev.frame.sample_rate)
+        await stream.aclose()
+        return run
+
+    async def close(self) -> None:
+        await self.tts.aclose()
+
+
+class OursClient(Subject):
+    name = "ours (client)"
+
+    async def start(self) -> None:
+        import xai_tts
+
+        self.client = xai_tts.Client(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            options=xai_tts.TTSOptions(codec=self.codec, sample_rate=self.sample_rate),
+        )
+        self.bytes_per_second = self.client.options.bytes_per_second or 48000.0
+
+    async def prewarm(self) -> None:
+        self.client.prewarm()
+        for _ in range(500):
+            if self.client.pool.idle_count:
+                return
+            await asyncio.sleep(0.002)
+
+    async def speak(self, text: str, *, pieces: int = 1) -> Run:
+        run = Run(text)
+        async with self.client.stream() as utt:
+            for piece in _split(text, pieces):
+                await utt.send(piece)
+            run.end_input_at = time.perf_counter()
+            await utt.finish()
+            async for chunk in utt:
+                run.on_audio(len(chunk.data) / self.bytes_per_second)
+        return run
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class Upstream(Subject):
+    name = "upstream livekit-plugins-xai"
+
+    async def start(self) -> None:
+        from livekit.plugins.xai import tts as upstream_tts
+
+        if self.codec != "pcm" or self.sample_rate != 24000:
+            raise NotImplementedError("upstream speaks 24 kHz PCM only")
+        # its URL is a module constant; point it at the emulator
+        upstream_tts.XAI_WEBSOCKET_URL = self.base_url.replace("http", "ws", 1) + "/tts"
+        self.session = aiohttp.ClientSession()
+        self.tts = upstream_tts.TTS(api_key=self.api_key, http_session=self.session)
+
+    async def prewarm(self) -> None:
+        self.tts.prewarm()
+        pool = self.tts._pool
+        for _ in range(500):
+            if pool._available:
+                return
+            await asyncio.sleep(0.002)
+
+    async def speak(self, text: str, *, pieces: int = 1) -> Run:
+        run = Run(text)
+        stream = self.tts.stream()
+        for piece in _split(text, pieces):
+            stream.push_text(piece)
+        run.end_input_at = time.perf_counter()
+        stream.end_input()
+        async for ev in stream:
+            run.on_audio(ev.frame.samples_per_channel / ev.frame.sample_rate)
+        await stream.aclose()
+        return run
+
+    async def close(self) -> None:
+        await self.tts.aclose()
+        await self.session.close()
+
+
+SUBJECTS: list[type[Subject]] = [OursLiveKit, OursClient, Upstream]
