@@ -37,6 +37,7 @@ class RenderRequest:
     speed: float = 1.0
     with_timestamps: bool = False
     tone: bool = False
+    tone_char_seconds: float = 0.06
     chunk_ms: int = 100
 
 
@@ -76,7 +77,7 @@ def _speak(req: RenderRequest) -> tuple[Int16Array, str, list[tuple[int, int, fl
             t += piece
             continue
         if req.tone:
-            speech = speak_tone(piece, req.voice, rate, speed=req.speed)
+            speech = speak_tone(piece, req.voice, rate, speed=req.speed, char_seconds=req.tone_char_seconds)
             pcm = speech.pcm
         else:
             espeak_voice, pitch = voice_for(req.voice, req.language)

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 import uuid
+import zlib
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -72,12 +73,16 @@ class EmulatorConfig:
 
     api_key: str | None = None
     tone: bool = False
+    #: tone mode: seconds of tone per character of text
+    tone_char_seconds: float = 0.06
     chunk_ms: int = 100
     realtime: float = 0.0
     first_audio_delay: float = 0.0
     max_sessions: int = 50
     connection_deadline: float = 2101.0
     max_message_bytes: int = 4 * 1024 * 1024
+    #: keep every audio byte sent in the records (``audio_crc`` is kept either way)
+    keep_audio: bool = True
 
 
 @dataclass
@@ -101,6 +106,15 @@ class UtteranceRecord:
     error: str | None = None
     #: every audio byte sent (kept so tests can compare what the client received)
     audio: bytearray = field(default_factory=bytearray, repr=False)
+    #: CRC-32 of the audio sent, for comparisons when the bytes are not kept
+    audio_crc: int = 0
+
+    def add_audio(self, chunk: bytes, keep: bool) -> None:
+        if keep:
+            self.audio += chunk
+        self.audio_crc = zlib.crc32(chunk, self.audio_crc)
+        self.audio_bytes += len(chunk)
+        self.audio_chunks += 1
 
     @property
     def voice(self) -> str:
@@ -334,8 +348,7 @@ class EmulatorServer:
                     chars.extend(ts.chars)
                     times.extend([list(t) for t in ts.times])
             audio = rendered.audio
-            rec.audio += audio
-            rec.audio_bytes = len(audio)
+            rec.add_audio(audio, self.config.keep_audio)
             rec.audio_done_at = time.monotonic()
             return web.json_response({
                 "audio": base64.b64encode(audio).decode(),
@@ -355,9 +368,7 @@ class EmulatorServer:
                     return resp
             await self._pace(rec, i, rendered)
             await resp.write(chunk)
-            rec.audio += chunk
-            rec.audio_bytes += len(chunk)
-            rec.audio_chunks += 1
+            rec.add_audio(chunk, self.config.keep_audio)
         await resp.write_eof()
         rec.audio_done_at = time.monotonic()
         return resp
@@ -410,6 +421,7 @@ class EmulatorServer:
             speed=opts["speed"],
             with_timestamps=opts["with_timestamps"],
             tone=self.config.tone,
+            tone_char_seconds=self.config.tone_char_seconds,
             chunk_ms=self.config.chunk_ms,
         )
 
@@ -573,9 +585,7 @@ class _WsSession:
             if not chunk:
                 continue
             await self.send(AudioDelta(chunk, rendered.timestamps[i]))
-            rec.audio += chunk
-            rec.audio_bytes += len(chunk)
-            rec.audio_chunks += 1
+            rec.add_audio(chunk, server.config.keep_audio)
         fault = server.faults.take(FaultPoint.AFTER_AUDIO, rec.index)
         if fault is not None and await self._apply(fault, rec):
             return True
@@ -592,9 +602,7 @@ class _WsSession:
         for chunk, ts in zip(rendered.chunks, rendered.timestamps, strict=True):
             if chunk:
                 await self.send(AudioDelta(chunk, ts))
-                rec.audio += chunk
-                rec.audio_bytes += len(chunk)
-                rec.audio_chunks += 1
+                rec.add_audio(chunk, self.server.config.keep_audio)
         await self._done(rec)
 
     async def _done(self, rec: UtteranceRecord) -> bool:

@@ -178,13 +178,15 @@ class Espeak:
         )
 
 
-def speak_tone(text: str, voice: str, sample_rate: int, *, speed: float = 1.0) -> Speech:
-    """A tone whose length follows the text (60 ms a character at speed 1), with a pitch
-    per voice: no speech, almost no CPU.  For load tests."""
+def speak_tone(
+    text: str, voice: str, sample_rate: int, *, speed: float = 1.0, char_seconds: float = 0.06
+) -> Speech:
+    """A tone whose length follows the text (``char_seconds`` a character at speed 1),
+    with a pitch per voice: no speech, almost no CPU.  For load tests."""
     n_chars = len(text.strip())
     if n_chars == 0:
         return Speech(np.zeros(0, dtype=np.int16), ())
-    seconds = max(0.1, 0.06 * n_chars / speed)
+    seconds = max(0.02, char_seconds * n_chars / speed)
     n = int(seconds * sample_rate)
     freq = 180.0 + 10.0 * (sum(map(ord, voice)) % 30)
     t = np.arange(n, dtype=np.float64) / sample_rate
