@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 
 import psutil
 import pytest
+from livekit.agents import APIConnectOptions
 
 import xai_tts
+from livekit.plugins import xai_tts as lk
 from xai_tts.emulator import Emulator
 
 #: short deadlines so fault tests end in well under a second or two
@@ -51,3 +53,31 @@ async def client(emulator: Emulator) -> AsyncIterator[xai_tts.Client]:
         # nothing of ours outlives the client: no task, no socket
         assert our_tasks() == []
         assert client_sockets(emulator.port) == 0
+
+
+NO_RETRY = APIConnectOptions(max_retry=0, timeout=1.0)
+
+
+@pytest.fixture
+async def plugin(emulator: Emulator) -> AsyncIterator[lk.TTS]:
+    """Our LiveKit TTS pointed at the emulator; checks for leaks after aclose."""
+    t = lk.TTS(api_key=emulator.api_key, base_url=emulator.url)
+    try:
+        yield t
+    finally:
+        await t.aclose()
+        assert our_tasks() == []
+        assert client_sockets(emulator.port) == 0
+
+
+async def speak(
+    t: lk.TTS, *pieces: str, conn_options: APIConnectOptions = NO_RETRY
+) -> tuple[bytes, int, list]:
+    """Push text through ``stream()``; (pcm bytes, number of is_final frames, frames)."""
+    stream = t.stream(conn_options=conn_options)
+    for piece in pieces:
+        stream.push_text(piece)
+    stream.end_input()
+    frames = [ev async for ev in stream]
+    await stream.aclose()
+    return b"".join(bytes(ev.frame.data) for ev in frames), sum(ev.is_final for ev in frames), frames

@@ -82,12 +82,14 @@ async def test_speech_tags_with_real_speech(speech_emulator: Emulator) -> None:
 )
 def test_any_text_in_any_pieces_arrives_exactly(pieces: list[str], bg_tiny: BackgroundEmulator) -> None:
     async def go() -> None:
-        async with xai_tts.Client(api_key=bg_tiny.api_key, base_url=bg_tiny.url, timeouts=FAST) as client:
-            async with client.stream() as utt:
-                for piece in pieces:
-                    await utt.send(piece)
-                await utt.finish()
-                audio = await utt.read_all()
+        async with (
+            xai_tts.Client(api_key=bg_tiny.api_key, base_url=bg_tiny.url, timeouts=FAST) as client,
+            client.stream() as utt,
+        ):
+            for piece in pieces:
+                await utt.send(piece)
+            await utt.finish()
+            audio = await utt.read_all()
         text = "".join(pieces)
         if text.strip():
             rec = bg_tiny.utterances[-1]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
@@ -16,34 +15,8 @@ from livekit.plugins import xai_tts as lk
 from xai_tts.emulator import Emulator, FaultKind, FaultPoint
 from xai_tts.emulator.background import BackgroundEmulator
 
-from .conftest import client_sockets, our_tasks
+from .conftest import NO_RETRY, speak
 from .harness import run_seeds
-
-NO_RETRY = APIConnectOptions(max_retry=0, timeout=1.0)
-
-
-@pytest.fixture
-async def plugin(emulator: Emulator) -> AsyncIterator[lk.TTS]:
-    t = lk.TTS(api_key=emulator.api_key, base_url=emulator.url)
-    try:
-        yield t
-    finally:
-        await t.aclose()
-        assert our_tasks() == []
-        assert client_sockets(emulator.port) == 0
-
-
-async def speak(
-    t: lk.TTS, *pieces: str, conn_options: APIConnectOptions = NO_RETRY
-) -> tuple[bytes, int, list]:
-    """Push text through ``stream()``; (pcm bytes, number of is_final frames, frames)."""
-    stream = t.stream(conn_options=conn_options)
-    for piece in pieces:
-        stream.push_text(piece)
-    stream.end_input()
-    frames = [ev async for ev in stream]
-    await stream.aclose()
-    return b"".join(bytes(ev.frame.data) for ev in frames), sum(ev.is_final for ev in frames), frames
 
 
 async def test_stream_delivers_exact_audio_and_one_final(plugin: lk.TTS, emulator: Emulator) -> None:

@@ -12,7 +12,7 @@ from livekit.agents import APIConnectionError, APIConnectOptions, APIError, APIS
 from livekit.plugins import xai_tts as lk
 from xai_tts.emulator import Emulator, FaultKind, FaultPoint
 
-from .test_livekit import plugin, speak  # noqa: F401  (fixture)
+from .conftest import speak
 
 K, P = FaultKind, FaultPoint
 TEXT = "Fault injection through LiveKit needs a few chunks of audio in it."
@@ -33,7 +33,7 @@ EXPECTED: dict[FaultKind, type[APIError]] = {
 
 @pytest.mark.parametrize("at", [P.BEFORE_AUDIO, P.MID_AUDIO, P.AFTER_AUDIO], ids=lambda p: p.value)
 @pytest.mark.parametrize("kind", list(EXPECTED), ids=lambda k: k.value)
-async def test_fault_matrix(plugin: lk.TTS, emulator: Emulator, kind: FaultKind, at: FaultPoint) -> None:  # noqa: F811
+async def test_fault_matrix(plugin: lk.TTS, emulator: Emulator, kind: FaultKind, at: FaultPoint) -> None:
     emulator.fail_next(kind, at)
     start = time.monotonic()
     with pytest.raises(EXPECTED[kind]) as info:
@@ -55,7 +55,7 @@ async def test_fault_matrix(plugin: lk.TTS, emulator: Emulator, kind: FaultKind,
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 429, 500, 503])
-async def test_refused_upgrade_and_rest(plugin: lk.TTS, emulator: Emulator, status: int) -> None:  # noqa: F811
+async def test_refused_upgrade_and_rest(plugin: lk.TTS, emulator: Emulator, status: int) -> None:
     for call in ("stream", "synthesize"):
         emulator.fail_next(K.REFUSE, P.UPGRADE, status=status)
         with pytest.raises(APIStatusError) as info:
@@ -70,7 +70,7 @@ async def test_refused_upgrade_and_rest(plugin: lk.TTS, emulator: Emulator, stat
 @pytest.mark.parametrize("kind", [K.AUDIO_AFTER_DONE, K.DONE_WITHOUT_UTTERANCE, K.DEADLINE, K.DROP, K.CLOSE])
 async def test_idle_pooled_connection_faults_are_invisible(
     plugin: lk.TTS, emulator: Emulator, kind: FaultKind
-) -> None:  # noqa: F811
+) -> None:
     await speak(plugin, "First.")
     emulator.fail_next(kind, P.IDLE)
     audio, finals, _ = await speak(plugin, "Second, after a fault on the idle connection.")
@@ -80,7 +80,7 @@ async def test_idle_pooled_connection_faults_are_invisible(
 @pytest.mark.parametrize(
     ("kind", "at"), [(K.STALL, P.BEFORE_AUDIO), (K.DROP, P.BEFORE_AUDIO), (K.DROP, P.MID_AUDIO)]
 )
-async def test_rest_faults(plugin: lk.TTS, emulator: Emulator, kind: FaultKind, at: FaultPoint) -> None:  # noqa: F811
+async def test_rest_faults(plugin: lk.TTS, emulator: Emulator, kind: FaultKind, at: FaultPoint) -> None:
     emulator.fail_next(kind, at)
     retry = APIConnectOptions(max_retry=3, timeout=0.5, retry_interval=0.01)
     start = time.monotonic()

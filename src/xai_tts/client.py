@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -328,17 +328,31 @@ class Utterance:
                 self._sent.clear()  # audio came: a replay is no longer possible
             return chunk
 
-    async def batches(self) -> AsyncIterator[list[AudioChunk]]:
-        """Audio as lists of chunks: each wake-up yields everything that has arrived
-        since the last, so a consumer that does fixed work per call (a framework's
-        emitter) does it once per batch, not once per chunk.  Adds no latency: a batch
-        is yielded as soon as one chunk is there."""
-        while True:
-            try:
-                first = await self.__anext__()
-            except StopAsyncIteration:
-                return
-            yield [first, *self._inbox.take_ready()]
+    async def deliver(self, sink: Callable[[AudioChunk], None]) -> None:
+        """Hand every chunk to ``sink`` as it arrives, called from the connection's
+        reader (no hand-off between tasks: the lowest latency and CPU there is), and
+        return at the end of the audio; raises the utterance's failure.  ``sink`` must
+        not block; an exception in it fails the utterance."""
+        inbox = self._inbox
+        for chunk in inbox.take_ready():  # anything that came before we were asked
+            sink(chunk)
+        inbox.sink = sink
+        try:
+            while True:
+                acquired = self._acquired
+                if await inbox.wait_ended() is not Ending.FAILED:
+                    self._release()
+                    return
+                error = inbox.error
+                assert error is not None
+                retry = isinstance(error, XaiTTSError) and acquired is not None
+                if retry and await self._recover(acquired, error):  # type: ignore[arg-type]
+                    continue
+                self._release()
+                raise error
+        finally:
+            # if we are cancelled mid-way, the utterance stays open for cancel()/aclose()
+            inbox.sink = None
 
     async def read_all(self) -> bytes:
         """Every audio byte until the end, concatenated."""

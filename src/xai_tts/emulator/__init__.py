@@ -78,7 +78,7 @@ class Emulator:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self._host, self._port))
-        site = web.SockSite(runner, sock)
+        site = web.SockSite(runner, sock, backlog=2048)
         await site.start()
         self._port = sock.getsockname()[1]
         self._runner = runner

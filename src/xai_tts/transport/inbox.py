@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from enum import Enum
 
 from ..protocol import AudioChunk
@@ -38,6 +39,7 @@ class Inbox:
         "ending",
         "error",
         "high_water",
+        "sink",
         "trace_id",
     )
 
@@ -53,17 +55,23 @@ class Inbox:
         self.trace_id: str | None = None
         self.bytes_received = 0
         self.chunks_received = 0
+        #: when set, chunks go straight to it, from the reader task, instead of the buffer
+        self.sink: Callable[[AudioChunk], None] | None = None
 
     # -- producer side (the connection's reader) ---------------------------------------
 
     def push(self, chunk: AudioChunk) -> None:
         if self.ending is not None:
             return
-        self._items.append(chunk)
         n = len(chunk.data)
-        self._buffered += n
         self.bytes_received += n
         self.chunks_received += 1
+        sink = self.sink
+        if sink is not None:
+            sink(chunk)
+            return
+        self._items.append(chunk)
+        self._buffered += n
         self._wake()
 
     @property

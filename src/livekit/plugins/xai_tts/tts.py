@@ -30,7 +30,7 @@ from livekit.agents.types import NOT_GIVEN, NotGivenOr, TimedString
 
 import xai_tts
 from xai_tts.audio import alaw_decode, mulaw_decode
-from xai_tts.protocol import Timestamps
+from xai_tts.protocol import AudioChunk, Timestamps
 
 from .log import logger
 from .models import TTSCodecs, TTSLanguages, TTSSampleRates, TTSVoices
@@ -422,15 +422,15 @@ class SynthesizeStream(tts.SynthesizeStream):
                 await utt.send(text)  # leading whitespace is held back by the utterance
             await utt.finish()
 
+        def on_audio(chunk: AudioChunk) -> None:
+            # called by the connection's reader as each chunk arrives: no task hand-off
+            if align and chunk.timestamps is not None:
+                emitter.push_timed_transcript(words.feed(chunk.timestamps))
+            if chunk.data:
+                emitter.push(decode(chunk.data))
+
         async def receive() -> None:
-            async for batch in utt.batches():
-                if align:
-                    for chunk in batch:
-                        if chunk.timestamps is not None:
-                            emitter.push_timed_transcript(words.feed(chunk.timestamps))
-                data = batch[0].data if len(batch) == 1 else b"".join(c.data for c in batch)
-                if data:
-                    emitter.push(decode(data))
+            await utt.deliver(on_audio)
             if align:
                 emitter.push_timed_transcript(words.flush())
 
