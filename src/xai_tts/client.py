@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import aiohttp
@@ -123,8 +123,8 @@ class Client:
 
     def connector(
         self, options: TTSOptions, timeouts: Timeouts | None = None
-    ) -> Callable[[], Awaitable[WsConnection]]:
-        def connect() -> Awaitable[WsConnection]:
+    ) -> Callable[[], Coroutine[Any, Any, WsConnection]]:
+        def connect() -> Coroutine[Any, Any, WsConnection]:
             return WsConnection.connect(
                 self._http(),
                 self._endpoint,
@@ -245,13 +245,10 @@ class Utterance:
     async def start(self) -> None:
         """Get a connection now (otherwise the first ``send`` does)."""
         async with self._lock:
-            if self._acquired is None and not self._released:
-                await self._acquire(fresh=False)
+            await self._connection()
 
     async def send(self, text: str) -> None:
         check_text(text)
-        if self._inbox.error is not None:
-            raise self._inbox.error
         if self._cancelled:
             raise LocalProtocolError("cannot send: the utterance was cancelled")
         if self._finished:
@@ -267,8 +264,6 @@ class Utterance:
 
     async def finish(self) -> None:
         """End the text.  Audio keeps coming until the service's ``audio.done``."""
-        if self._inbox.error is not None:
-            raise self._inbox.error
         if self._finished or self._cancelled:
             return
         self._finished = True  # set before any await: the state this call describes
@@ -287,6 +282,7 @@ class Utterance:
         self._cancelled = True
         inbox = self._inbox
         acquired = self._acquired
+        inbox.take_ready()  # drop unread audio: a reader paused for room can read on
         try:
             if inbox.ending is None and acquired is not None and self._has_text:
                 await acquired.conn.clear()
@@ -313,11 +309,10 @@ class Utterance:
 
     async def __anext__(self) -> AudioChunk:
         while True:
-            acquired = self._acquired
             try:
                 chunk = await self._inbox.get()
-            except XaiTTSError as exc:
-                if acquired is not None and await self._recover(acquired, exc):
+            except XaiTTSError:
+                if await self._recover() != "failed":
                     continue
                 self._release()
                 raise
@@ -339,17 +334,14 @@ class Utterance:
         inbox.sink = sink
         try:
             while True:
-                acquired = self._acquired
                 if await inbox.wait_ended() is not Ending.FAILED:
                     self._release()
                     return
-                error = inbox.error
-                assert error is not None
-                retry = isinstance(error, XaiTTSError) and acquired is not None
-                if retry and await self._recover(acquired, error):  # type: ignore[arg-type]
+                if await self._recover() != "failed":
                     continue
                 self._release()
-                raise error
+                assert inbox.error is not None
+                raise inbox.error
         finally:
             # if we are cancelled mid-way, the utterance stays open for cancel()/aclose()
             inbox.sink = None
@@ -375,6 +367,8 @@ class Utterance:
             wanted = dict(opts.replace or {})
             if conn.replace != wanted:
                 await conn.update_session(wanted)
+            if self._released or self._cancelled:  # closed while we were connecting
+                raise XaiConnectionError("the utterance was cancelled")
             conn.begin(self._inbox, self.timeouts)
         except BaseException:
             client.pool.discard(conn)
@@ -383,21 +377,33 @@ class Utterance:
         self.acquire_time = acquired.acquire_time
         self.connection_reused = acquired.reused
 
+    async def _connection(self) -> WsConnection:
+        """The connection, got if need be.  Call with the lock held."""
+        if self._acquired is None:
+            if self._released or self._cancelled:
+                raise self._inbox.error or XaiConnectionError("the utterance was cancelled")
+            await self._acquire(fresh=False)
+        assert self._acquired is not None
+        return self._acquired.conn
+
     async def _guarded(self, op: Callable[[WsConnection], Awaitable[None]]) -> None:
-        """Run a send on the connection (getting one first if needed).  If it fails and
-        cannot be recovered, the utterance fails too, so a reader in another task is
-        woken with the error instead of waiting for audio that will never come."""
+        """Run a send on the connection (getting one first if needed), under the lock,
+        so sends and a replay never interleave.  If it fails and cannot be recovered,
+        the utterance fails too, so a reader in another task is woken with the error
+        instead of waiting for audio that will never come."""
         try:
-            if self._acquired is None:
-                await self.start()
-            acquired = self._acquired
-            if acquired is None:  # released meanwhile (cancelled, or the client closed)
-                raise XaiConnectionError("the utterance was closed while sending")
-            try:
-                await op(acquired.conn)
-            except XaiTTSError as exc:
-                if not await self._recover(acquired, exc):
-                    raise
+            async with self._lock:
+                conn = await self._connection()
+                state = await self._recover_locked()  # the reader may have seen it die
+                if state == "recovered":
+                    return  # the replay included this op (its text and flag came first)
+                if state == "failed":
+                    raise self._error()
+                try:
+                    await op(conn)
+                except XaiTTSError:
+                    if await self._recover_locked() != "recovered":
+                        raise
         except BaseException as exc:
             err = (
                 exc
@@ -410,25 +416,43 @@ class Utterance:
             self._release()
             raise
 
-    async def _recover(self, failed: Acquired, exc: XaiTTSError) -> bool:
-        """Replace a reused connection that died before any audio; replay the text.
-        True if the utterance may carry on (recovered now, or by another task)."""
+    def _error(self) -> XaiTTSError:
+        acquired = self._acquired
+        err = self._inbox.error or (acquired.conn.failure if acquired is not None else None)
+        if isinstance(err, XaiTTSError):
+            return err
+        return XaiConnectionError("the utterance was closed")
+
+    async def _recover(self) -> str:
         async with self._lock:
-            if self._acquired is not failed:
-                return self._inbox.ending is None or self._inbox.error is None
-            if not (
-                failed.reused
-                and not self._retried
-                and not self._cancelled
-                and isinstance(exc, XaiConnectionError)
-                and self._inbox.chunks_received == 0
-            ):
-                return False
-            self._retried = True
-            logger.info("pooled connection was dead (%s); reconnecting once", exc)
-            self._client.pool.discard(failed.conn)
-            self._inbox.reset()
-            self._acquired = None
+            return await self._recover_locked()
+
+    async def _recover_locked(self) -> str:
+        """If the connection died, replace it when that is safe: it came from the pool,
+        nothing has been heard on it yet and we have not retried.  The text so far is
+        replayed.  Returns "healthy" (nothing to do, or another task already did it),
+        "recovered", or "failed".  Call with the lock held."""
+        inbox = self._inbox
+        acquired = self._acquired
+        failure = acquired.conn.failure if acquired is not None else None
+        if failure is None and inbox.error is None:
+            return "healthy"
+        if not (
+            acquired is not None
+            and failure is not None
+            and acquired.reused
+            and not self._retried
+            and not self._cancelled
+            and isinstance(failure, XaiConnectionError)
+            and inbox.chunks_received == 0
+        ):
+            return "failed"
+        self._retried = True
+        logger.info("pooled connection was dead (%s); reconnecting once", failure)
+        self._client.pool.discard(acquired.conn)
+        self._acquired = None
+        inbox.reset()
+        try:
             await self._acquire(fresh=True)
             assert self._acquired is not None
             conn = self._acquired.conn
@@ -436,7 +460,12 @@ class Utterance:
                 await conn.send_text(text)
             if self._finished:
                 await conn.finish()
-            return True
+        except BaseException as exc:
+            err = exc if isinstance(exc, XaiTTSError) else XaiConnectionError("reconnecting was interrupted")
+            inbox.fail(err)
+            self._release()
+            raise
+        return "recovered"
 
     def _release(self) -> None:
         if self._released:

@@ -79,4 +79,7 @@ class Endpoint:
     def scrub(self, text: Any) -> str:
         """``str(text)`` with the key removed, for messages built from foreign text."""
         s = str(text)
-        return s.replace(self.api_key, "<redacted>") if self.api_key and self.api_key in s else s
+        # a key of a few characters is no secret, and scrubbing it would mangle words
+        if len(self.api_key) >= 8 and self.api_key in s:
+            return s.replace(self.api_key, "<redacted>")
+        return s

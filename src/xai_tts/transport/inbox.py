@@ -33,7 +33,7 @@ class Inbox:
         "_items",
         "_loop",
         "_room",
-        "_waiter",
+        "_waiters",
         "bytes_received",
         "chunks_received",
         "ending",
@@ -47,7 +47,9 @@ class Inbox:
         self._loop = asyncio.get_running_loop()
         self._items: deque[AudioChunk] = deque()
         self._buffered = 0
-        self._waiter: asyncio.Future[None] | None = None
+        # everyone waiting for news (a reader, and a cancel() waiting for the ending):
+        # all are woken on every change, so no waiter can be left behind by another
+        self._waiters: list[asyncio.Future[None]] = []
         self._room: asyncio.Future[None] | None = None
         self.high_water = high_water
         self.ending: Ending | None = None
@@ -123,11 +125,7 @@ class Inbox:
                 if self.error is not None:
                     raise self.error
                 return None
-            self._waiter = self._loop.create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._wait()
 
     def take_ready(self) -> list[AudioChunk]:
         """Every chunk already buffered, without waiting (to batch work per wake-up)."""
@@ -142,12 +140,17 @@ class Inbox:
     async def wait_ended(self) -> Ending:
         """Wait for the ending without consuming audio (used when draining a clear)."""
         while self.ending is None:
-            self._waiter = self._loop.create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._wait()
         return self.ending
+
+    async def _wait(self) -> None:
+        fut = self._loop.create_future()
+        self._waiters.append(fut)
+        try:
+            await fut
+        finally:
+            if fut in self._waiters:
+                self._waiters.remove(fut)
 
     # -- internals -------------------------------------------------------------------
 
@@ -160,6 +163,9 @@ class Inbox:
             room.set_result(None)
 
     def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if not self._waiters:
+            return
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)

@@ -10,18 +10,23 @@ the middle of an utterance.  Every close runs in a task the pool owns and awaits
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
+from ..errors import XaiConnectionError
 from .websocket import WsConnection
 
 __all__ = ["Acquired", "ConnectionPool"]
 
 logger = logging.getLogger("xai_tts")
 
-Connector = Callable[[], Awaitable[WsConnection]]
+Connector = Callable[[], Coroutine[Any, Any, WsConnection]]
+
+
+def _closed_error() -> XaiConnectionError:
+    return XaiConnectionError("the client is closed")
 
 
 class Acquired:
@@ -43,6 +48,7 @@ class ConnectionPool:
         self._busy: set[WsConnection] = set()
         self._closing: set[asyncio.Task[None]] = set()
         self._prewarming: set[asyncio.Task[None]] = set()
+        self._connecting: set[asyncio.Task[WsConnection]] = set()
         self._closed = False
         #: counters, for tests and benchmarks
         self.connects = 0
@@ -64,7 +70,7 @@ class ConnectionPool:
         """An idle, live connection for ``key``, or a new one.  ``fresh`` skips the idle
         ones (used to retry after a reused connection turned out dead)."""
         if self._closed:
-            raise RuntimeError("the connection pool is closed")
+            raise _closed_error()
         loop = asyncio.get_running_loop()
         start = loop.time()
         queue = self._idle.get(key)
@@ -75,10 +81,23 @@ class ConnectionPool:
                 self.reuses += 1
                 return Acquired(conn, True, loop.time() - start)
             self._close(conn)
-        conn = await connect()
+        # the connect is a task the pool owns, so aclose() can stop it; cancelling
+        # the caller cancels it too
+        task: asyncio.Task[WsConnection] = loop.create_task(connect(), name="xai-tts-connect")
+        self._connecting.add(task)
+        try:
+            conn = await task
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            cancelling = getattr(me, "cancelling", lambda: 0)()  # 3.11+: was *we* cancelled?
+            if self._closed and not cancelling:
+                raise _closed_error() from None  # aclose() stopped the connect, not our caller
+            raise
+        finally:
+            self._connecting.discard(task)
         if self._closed:  # closed while we were connecting
             self._close(conn)
-            raise RuntimeError("the connection pool is closed")
+            raise _closed_error()
         self.connects += 1
         self._busy.add(conn)
         return Acquired(conn, False, loop.time() - start)
@@ -137,11 +156,12 @@ class ConnectionPool:
     async def aclose(self) -> None:
         """Close every connection, idle or busy, and wait until all are closed."""
         self._closed = True
-        for task in list(self._prewarming):
+        pending = [*self._prewarming, *self._connecting]
+        for task in pending:
             task.cancel()
-        for task in list(self._prewarming):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for result in await asyncio.gather(*pending, return_exceptions=True):
+            if isinstance(result, WsConnection):  # finished before the cancel landed
+                self._close(result)
         self.retire()
         for conn in list(self._busy):
             self._close(conn)

@@ -33,10 +33,22 @@ class Voice:
     name: str
 
 
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body up to ``limit`` bytes (one more if there is more), read to EOF: a single
+    ``read(n)`` returns only what has arrived so far."""
+    buf = bytearray()
+    while len(buf) <= limit:
+        chunk = await resp.content.read(limit + 1 - len(buf))
+        if not chunk:
+            break
+        buf += chunk
+    return bytes(buf)
+
+
 async def error_detail(resp: aiohttp.ClientResponse, endpoint: Endpoint) -> str | None:
     """The service's own words from an error response, short and without the key."""
     try:
-        raw = await resp.content.read(_MAX_ERROR_BODY)
+        raw = (await _read_capped(resp, _MAX_ERROR_BODY))[:_MAX_ERROR_BODY]
     except (aiohttp.ClientError, asyncio.TimeoutError):
         return None
     text = raw.decode("utf-8", "replace").strip()
@@ -156,7 +168,7 @@ class RestSynthesis:
 
     async def _read_json(self) -> AudioChunk:
         assert self._resp is not None
-        raw = await self._resp.content.read(_MAX_JSON_BODY + 1)
+        raw = await _read_capped(self._resp, _MAX_JSON_BODY)
         await self.aclose()
         if len(raw) > _MAX_JSON_BODY:
             raise RemoteProtocolError("the timestamped REST answer is larger than 256 MiB")
@@ -169,7 +181,7 @@ class RestSynthesis:
                 tuple((float(a), float(b)) for a, b in ts.get("graph_times", ())),
                 float(obj["duration"]) if obj.get("duration") is not None else None,
             )
-        except (ValueError, KeyError, TypeError, binascii.Error):
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
             raise RemoteProtocolError("malformed timestamped REST answer") from None
         return AudioChunk(audio, stamps)
 

@@ -97,6 +97,7 @@ class WsConnection:
         self._ws = ws
         self._endpoint = endpoint
         self._max_message_bytes = max_message_bytes
+        self._writes = 0
         self._inbox: Inbox | None = None
         self._updates: deque[asyncio.Future[None]] = deque()
         self._failure: XaiTTSError | None = None
@@ -194,7 +195,13 @@ class WsConnection:
         self._inbox = None
 
     async def send_text(self, text: str) -> None:
-        for frame in self.core.send_text(text):
+        frames = self.core.send_text(text)
+        for i, frame in enumerate(frames):
+            if i and self.core.state is not State.SENDING:
+                # cleared (or failed) while an earlier piece was draining: the rest of
+                # this text belongs to a cancelled utterance and must not follow the
+                # text.clear, or the server would start a new utterance with it
+                return
             await self._write(frame)
 
     async def finish(self) -> None:
@@ -235,7 +242,9 @@ class WsConnection:
         if self._failure is not None:
             raise self._failure
         wd = self._watchdog
-        wd.arm("send", self.timeouts.send)
+        self._writes += 1
+        name = f"send:{self._writes}"  # one deadline per write: concurrent writes each have theirs
+        wd.arm(name, self.timeouts.send)
         try:
             await self._ws.send_str(frame)
         except (ConnectionError, aiohttp.ClientError, RuntimeError) as exc:
@@ -243,7 +252,9 @@ class WsConnection:
             assert self._failure is not None
             raise self._failure from None
         finally:
-            wd.disarm("send")
+            wd.disarm(name)
+        if self._failure is not None:  # the write went out, but the connection died meanwhile
+            raise self._failure
 
     async def _read_loop(self) -> None:
         ws = self._ws
@@ -292,6 +303,9 @@ class WsConnection:
                         f"the service closed the connection during an utterance (code {code})"
                     )
         except XaiTTSError as exc:
+            # remote text (a frame preview, an error message) may echo anything back,
+            # the key included
+            exc.args = tuple(self._endpoint.scrub(a) if isinstance(a, str) else a for a in exc.args)
             self._fail(exc)
         except asyncio.CancelledError:
             raise
@@ -315,7 +329,8 @@ class WsConnection:
         elif isinstance(event, SessionUpdated):
             self._answer_update(None)
         elif isinstance(event, SessionRejected):
-            self._answer_update(XaiServerError(f"pronunciation map refused: {event.message}"))
+            message = self._endpoint.scrub(event.message)
+            self._answer_update(XaiServerError(f"pronunciation map refused: {message}"))
         elif isinstance(event, ServerError):
             err = XaiServerError(f"the service reported an error: {self._endpoint.scrub(event.message)}")
             self._fail(err)
@@ -332,6 +347,7 @@ class WsConnection:
             self._watchdog.disarm("session_update")
 
     def _expired(self, phase: str, seconds: float) -> None:
+        phase = phase.partition(":")[0]
         what = {
             "first_audio": "waiting for the first audio after text.done",
             "chunk_gap": "waiting for more audio",
@@ -342,8 +358,10 @@ class WsConnection:
         }.get(phase, phase)
         self._fail(XaiTimeoutError(phase, seconds, f"no answer within {seconds:g} s while {what}"))
 
-    def _fail(self, exc: XaiTTSError) -> None:
-        """Fail everything waiting on this connection, once.  The connection is dead."""
+    def _fail(self, exc: XaiTTSError, *, abort: bool = True) -> None:
+        """Fail everything waiting on this connection, once.  The connection is dead:
+        unless this is an orderly close, the socket is aborted at once, which also wakes
+        a write stuck waiting to drain."""
         if self._failure is not None:
             return
         self._failure = exc
@@ -359,6 +377,15 @@ class WsConnection:
                 fut.exception()  # retrieved: nobody may be awaiting it any more
         if asyncio.current_task() is not self._reader:
             self._reader.cancel()
+        if abort:
+            self._abort()
+
+    def _abort(self) -> None:
+        # aiohttp has no public abort for a client WebSocket; its connection does
+        conn = getattr(self._ws, "_conn", None)
+        transport = getattr(conn, "transport", None)
+        if transport is not None:
+            transport.abort()
 
     # -- closing ---------------------------------------------------------------------
 
@@ -373,7 +400,7 @@ class WsConnection:
 
     async def _close(self) -> None:
         if self._failure is None:
-            self._fail(XaiConnectionError("the connection was closed"))
+            self._fail(XaiConnectionError("the connection was closed"), abort=False)
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -174,7 +175,7 @@ class TTS(tts.TTS[Any]):
             max_connection_age=max_connection_age,
             allow_insecure=allow_insecure,
         )
-        self._streams: set[SynthesizeStream] = set()
+        self._streams: weakref.WeakSet[SynthesizeStream] = weakref.WeakSet()
 
     class Markup(tts.TTS.Markup):
         """xAI's speech tags (``[laugh]``, ``<whisper>...</whisper>``) for livekit's
