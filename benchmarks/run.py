@@ -35,6 +35,7 @@ import aiohttp
 from .subjects import SUBJECTS, OursLiveKit, Subject, Upstream
 
 RESULTS = Path(__file__).parent / "results"
+ALL = {"ttfa", "cpu", "capacity", "memory", "hang"}
 KEY = "bench-key"
 
 
@@ -426,18 +427,21 @@ def plots(res: dict[str, Any]) -> None:
     fig.savefig(RESULTS / "capacity.png", dpi=120)
 
 
-async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    res: dict[str, Any] = {"machine": machine()}
+async def main_async(args: argparse.Namespace, res: dict[str, Any]) -> None:
+    res["machine"] = machine()
     with emulator() as fast, emulator(realtime=1.0) as paced:
-        print("time to first audio ...", file=sys.stderr)
-        res["ttfa"] = await ttfa(fast, args.utterances)
-        print("cpu ...", file=sys.stderr)
-        res["cpu"] = await cpu(fast, args.repeats)
-        print("capacity ...", file=sys.stderr)
-        res["capacity"] = await capacity(paced, args.levels)
-        print("memory ...", file=sys.stderr)
-        res["memory"] = await memory(fast, paced, args.memory_n)
-    return res
+        if "ttfa" in args.only:
+            print("time to first audio ...", file=sys.stderr)
+            res["ttfa"] = await ttfa(fast, args.utterances)
+        if "cpu" in args.only:
+            print("cpu ...", file=sys.stderr)
+            res["cpu"] = await cpu(fast, args.repeats)
+        if "capacity" in args.only:
+            print("capacity ...", file=sys.stderr)
+            res["capacity"] = await capacity(paced, args.levels)
+        if "memory" in args.only:
+            print("memory ...", file=sys.stderr)
+            res["memory"] = await memory(fast, paced, args.memory_n)
 
 
 def main() -> None:
@@ -451,6 +455,12 @@ def main() -> None:
     p.add_argument("--memory-n", type=int, default=100)
     p.add_argument("--hang-ours", type=int, default=10_000)
     p.add_argument("--hang-upstream", type=int, default=300)
+    p.add_argument(
+        "--only",
+        type=lambda v: set(v.split(",")),
+        default=ALL,
+        help="scenarios to run (others are kept from the last results): " + ",".join(sorted(ALL)),
+    )
     args = p.parse_args()
     if args.quick:
         args.utterances, args.repeats, args.levels, args.memory_n = 40, 2, [50, 200], 30
@@ -458,15 +468,23 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {0})
     RESULTS.mkdir(exist_ok=True)
-    res = asyncio.run(main_async(args))
-    print("hang rate ...", file=sys.stderr)
-    with emulator("--fault", "instant_done*") as instant:
-        res["hang"] = hang_rate(
-            instant.url, {OursLiveKit.name: args.hang_ours, Upstream.name: args.hang_upstream}, 2.0
-        )
-    command = "python -m benchmarks.run " + " ".join(sys.argv[1:])
+    # --only re-runs some scenarios and keeps the others from the last results.json
+    previous = RESULTS / "results.json"
+    res: dict[str, Any] = {}
+    if args.only != ALL and previous.exists():
+        res = json.loads(previous.read_text())
+    else:
+        res["commands"] = []
+    asyncio.run(main_async(args, res))
+    if "hang" in args.only:
+        print("hang rate ...", file=sys.stderr)
+        with emulator("--fault", "instant_done*") as instant:
+            counts = {OursLiveKit.name: args.hang_ours, Upstream.name: args.hang_upstream}
+            res["hang"] = hang_rate(instant.url, counts, 2.0)
+    res.setdefault("commands", []).append(("python -m benchmarks.run " + " ".join(sys.argv[1:])).strip())
+    command = " ; ".join(res["commands"])
     (RESULTS / "results.json").write_text(json.dumps(res, indent=1, default=str))
-    text = report(res, command.strip())
+    text = report(res, command)
     (RESULTS / "RESULTS.md").write_text(text)
     plots(res)
     print(text)

@@ -137,7 +137,8 @@ class Upstream(Subject):
             raise NotImplementedError("upstream speaks 24 kHz PCM only")
         # its URL is a module constant; point it at the emulator
         upstream_tts.XAI_WEBSOCKET_URL = self.base_url.replace("http", "ws", 1) + "/tts"
-        self.session = aiohttp.ClientSession()
+        # the same unlimited connector ours uses, so both can hold hundreds of sockets
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         self.tts = upstream_tts.TTS(api_key=self.api_key, http_session=self.session)
 
     async def prewarm(self) -> None:

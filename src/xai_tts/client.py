@@ -114,7 +114,9 @@ class Client:
         if self._session_factory is not None:
             return self._session_factory()
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            # each WebSocket holds a connector slot for its whole life: aiohttp's default
+            # cap of 100 would make the 101st utterance wait out its connect deadline
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         return self._session
 
     def _options(self, options: TTSOptions | None, overrides: dict[str, Any]) -> TTSOptions:

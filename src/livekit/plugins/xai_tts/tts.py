@@ -208,7 +208,8 @@ class TTS(tts.TTS[Any]):
             return utils.http_context.http_session()
         except RuntimeError:  # outside a job: our own session, closed by aclose()
             if self._own_session is None or self._own_session.closed:
-                self._own_session = aiohttp.ClientSession()
+                # no cap on connections: each stream's WebSocket holds one for its life
+                self._own_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
             return self._own_session
 
     def _timeouts_for(self, conn_options: APIConnectOptions) -> xai_tts.Timeouts:
