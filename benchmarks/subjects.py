@@ -8,6 +8,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
@@ -59,22 +60,18 @@ def _split(text: str, pieces: int) -> list[str]:
     return [w + " " for w in out[:-1]] + out[-1:]
 
 
-class OursLiveKit(Subject):
-    name = "ours (LiveKit)"
+async def _until(ready: Callable[[], object]) -> None:
+    """Wait (at most a second) for a prewarmed connection to be idle in the pool."""
+    for _ in range(500):
+        if ready():
+            return
+        await asyncio.sleep(0.002)
 
-    async def start(self) -> None:
-        from livekit.plugins import xai_tts
 
-        self.tts = xai_tts.TTS(
-            api_key=self.api_key, base_url=self.base_url, codec=self.codec, sample_rate=self.sample_rate
-        )
+class _LiveKitSubject(Subject):
+    """A livekit-agents TTS, driven as an agent drives it."""
 
-    async def prewarm(self) -> None:
-        self.tts.prewarm()
-        for _ in range(500):
-            if self.tts.client.pool.idle_count:
-                return
-            await asyncio.sleep(0.002)
+    tts: Any
 
     async def speak(self, text: str, *, pieces: int = 1) -> Run:
         run = Run(text)
@@ -87,6 +84,21 @@ class OursLiveKit(Subject):
             run.on_audio(ev.frame.samples_per_channel / ev.frame.sample_rate)
         await stream.aclose()
         return run
+
+
+class OursLiveKit(_LiveKitSubject):
+    name = "ours (LiveKit)"
+
+    async def start(self) -> None:
+        from livekit.plugins import xai_tts
+
+        self.tts = xai_tts.TTS(
+            api_key=self.api_key, base_url=self.base_url, codec=self.codec, sample_rate=self.sample_rate
+        )
+
+    async def prewarm(self) -> None:
+        self.tts.prewarm()
+        await _until(lambda: self.tts.client.pool.idle_count)
 
     async def close(self) -> None:
         await self.tts.aclose()
@@ -107,10 +119,7 @@ class OursClient(Subject):
 
     async def prewarm(self) -> None:
         self.client.prewarm()
-        for _ in range(500):
-            if self.client.pool.idle_count:
-                return
-            await asyncio.sleep(0.002)
+        await _until(lambda: self.client.pool.idle_count)
 
     async def speak(self, text: str, *, pieces: int = 1) -> Run:
         run = Run(text)
@@ -127,7 +136,7 @@ class OursClient(Subject):
         await self.client.aclose()
 
 
-class Upstream(Subject):
+class Upstream(_LiveKitSubject):
     name = "upstream livekit-plugins-xai"
 
     async def start(self) -> None:
@@ -144,22 +153,7 @@ class Upstream(Subject):
     async def prewarm(self) -> None:
         self.tts.prewarm()
         pool = self.tts._pool
-        for _ in range(500):
-            if pool._available:
-                return
-            await asyncio.sleep(0.002)
-
-    async def speak(self, text: str, *, pieces: int = 1) -> Run:
-        run = Run(text)
-        stream = self.tts.stream()
-        for piece in _split(text, pieces):
-            stream.push_text(piece)
-        run.end_input_at = time.perf_counter()
-        stream.end_input()
-        async for ev in stream:
-            run.on_audio(ev.frame.samples_per_channel / ev.frame.sample_rate)
-        await stream.aclose()
-        return run
+        await _until(lambda: pool._available)
 
     async def close(self) -> None:
         await self.tts.aclose()
