@@ -133,6 +133,7 @@ def test_soak_quick() -> None:
 
 
 @pytest.mark.deep
+@pytest.mark.timeout(3600)
 def test_soak_deep() -> None:
     r = soak(concurrent=200, sequential=2000, fault_rate=0.02)
     _check(r, 2200)
