@@ -72,6 +72,7 @@ def test_client_messages_round_trip(msg: object) -> None:
         ('{"type": "audio.surprise"}', "unknown message type"),
         ('{"type": "audio.delta"}', "string 'delta'"),
         ('{"type": "audio.delta", "delta": "!!notbase64"}', "not base64"),
+        ('{"type": "audio.delta", "delta": "YWJj\u00e9"}', "not base64"),  # non-ASCII
         ('{"type": "audio.delta", "delta": "", "audio_timestamps": {"graph_chars": ["a"]}}',
          "malformed audio_timestamps"),
         ('{"type": "audio.delta", "delta": "", "audio_timestamps": '

@@ -23,6 +23,7 @@ from .audio import wav_header
 from .client import Client
 from .errors import OptionError, XaiTTSError
 from .options import CODECS, LANGUAGES, SAMPLE_RATES, TTSOptions
+from .protocol.speedups import ACCELERATED
 from .version import __version__
 
 __all__ = ["main"]
@@ -55,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
         description="xAI (Grok) text-to-speech. Without XAI_API_KEY, `say` and `voices` use "
         "a local emulator with an offline voice.",
     )
-    p.add_argument("--version", action="version", version=f"xai-tts {__version__}")
+    speed = ", ".join(ACCELERATED) or "none: pip install 'xai-tts[fast]'"
+    p.add_argument("--version", action="version", version=f"xai-tts {__version__} (accelerators: {speed})")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = p.add_subparsers(dest="command", required=True)
 

@@ -41,6 +41,7 @@ from ..protocol import (
     decode_client,
     encode_server,
 )
+from ..protocol.speedups import b64encode
 from .faults import Fault, FaultKind, FaultPlan, FaultPoint
 from .render import MP3_AVAILABLE, Rendered, RenderRequest, apply_replace, render
 
@@ -339,8 +340,6 @@ class EmulatorServer:
                 "mulaw": "audio/basic", "alaw": "audio/alaw"}[opts["codec"]]  # fmt: skip
         rec.trace_id = str(uuid.uuid4())
         if opts["with_timestamps"]:
-            import base64
-
             chars: list[str] = []
             times: list[list[float]] = []
             for ts in rendered.timestamps:
@@ -351,7 +350,7 @@ class EmulatorServer:
             rec.add_audio(audio, self.config.keep_audio)
             rec.audio_done_at = time.monotonic()
             return web.json_response({
-                "audio": base64.b64encode(audio).decode(),
+                "audio": b64encode(audio),
                 "content_type": mime,
                 "duration": rendered.duration,
                 "audio_timestamps": {"graph_chars": chars, "graph_times": times},

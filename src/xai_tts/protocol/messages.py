@@ -9,29 +9,13 @@ of being ignored (an ignored message is how a waiter ends up waiting forever).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
 
 from .errors import RemoteProtocolError
-
-try:  # orjson parses audio frames about 3x faster; it is optional.
-    import orjson
-
-    _loads: Callable[[str | bytes], Any] = orjson.loads
-
-    def _dumps(obj: Any) -> str:
-        return orjson.dumps(obj).decode()
-
-except ImportError:  # pragma: no cover - exercised when orjson is absent
-    _loads = json.loads
-
-    def _dumps(obj: Any) -> str:
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
+from .speedups import Error as Base64Error
+from .speedups import b64decode, b64encode, dumps, loads
 
 __all__ = [
     "MAX_DELTA_CHARS",
@@ -174,13 +158,13 @@ def encode_client(msg: ClientMessage) -> str:
             raise ValueError(
                 f"a text.delta holds at most {MAX_DELTA_CHARS} characters; use split_text() first"
             )
-        return _dumps({"type": "text.delta", "delta": msg.delta})
+        return dumps({"type": "text.delta", "delta": msg.delta})
     if isinstance(msg, TextDone):
         return '{"type":"text.done"}'
     if isinstance(msg, TextClear):
         return '{"type":"text.clear"}'
     if isinstance(msg, SessionUpdate):
-        return _dumps({"type": "session.update", "replace": dict(msg.replace)})
+        return dumps({"type": "session.update", "replace": dict(msg.replace)})
     raise TypeError(f"not a client message: {msg!r}")
 
 
@@ -189,7 +173,7 @@ def encode_server(msg: ServerMessage) -> str:
     if isinstance(msg, AudioDelta):
         obj: dict[str, Any] = {
             "type": "audio.delta",
-            "delta": base64.b64encode(msg.audio).decode("ascii"),
+            "delta": b64encode(msg.audio),
         }
         ts = msg.timestamps
         if ts is not None:
@@ -199,17 +183,17 @@ def encode_server(msg: ServerMessage) -> str:
             }
             if ts.duration is not None:
                 obj["audio_duration"] = ts.duration
-        return _dumps(obj)
+        return dumps(obj)
     if isinstance(msg, AudioDone):
         if msg.trace_id is None:
             return '{"type":"audio.done"}'
-        return _dumps({"type": "audio.done", "trace_id": msg.trace_id})
+        return dumps({"type": "audio.done", "trace_id": msg.trace_id})
     if isinstance(msg, AudioClear):
         return '{"type":"audio.clear"}'
     if isinstance(msg, SessionUpdated):
-        return _dumps({"type": "session.updated", "replace": dict(msg.replace)})
+        return dumps({"type": "session.updated", "replace": dict(msg.replace)})
     if isinstance(msg, ErrorMessage):
-        return _dumps({"type": "error", "message": msg.message})
+        return dumps({"type": "error", "message": msg.message})
     raise TypeError(f"not a server message: {msg!r}")
 
 
@@ -218,7 +202,7 @@ def encode_server(msg: ServerMessage) -> str:
 
 def _load_object(text: str | bytes, side: str) -> dict[str, Any]:
     try:
-        obj = _loads(text)
+        obj = loads(text)
     except ValueError:
         raise RemoteProtocolError(f"{side} sent a frame that is not JSON: {_preview(text)}") from None
     if not isinstance(obj, dict):
@@ -267,8 +251,8 @@ def decode_server(text: str | bytes) -> ServerMessage:
     kind = obj.get("type")
     if kind == "audio.delta":
         try:
-            audio = base64.b64decode(_str_field(obj, "delta", "audio.delta"), validate=True)
-        except binascii.Error:
+            audio = b64decode(_str_field(obj, "delta", "audio.delta"))
+        except Base64Error:
             raise RemoteProtocolError("audio.delta whose 'delta' is not base64") from None
         return AudioDelta(audio, _timestamps(obj))
     if kind == "audio.done":

@@ -4,9 +4,6 @@ the voice list."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +12,8 @@ import aiohttp
 from ..errors import RemoteProtocolError, XaiConnectionError, XaiTimeoutError
 from ..options import TTSOptions
 from ..protocol import AudioChunk, Timestamps
+from ..protocol.speedups import Error as Base64Error
+from ..protocol.speedups import b64decode, loads
 from .deadlines import Timeouts
 from .endpoint import Endpoint
 from .websocket import status_error
@@ -53,7 +52,7 @@ async def error_detail(resp: aiohttp.ClientResponse, endpoint: Endpoint) -> str 
         return None
     text = raw.decode("utf-8", "replace").strip()
     try:
-        obj = json.loads(text)
+        obj = loads(text)
     except ValueError:
         return endpoint.scrub(text[:300]) or None
     if isinstance(obj, dict):
@@ -173,15 +172,15 @@ class RestSynthesis:
         if len(raw) > _MAX_JSON_BODY:
             raise RemoteProtocolError("the timestamped REST answer is larger than 256 MiB")
         try:
-            obj = json.loads(raw)
-            audio = base64.b64decode(obj["audio"], validate=True)
+            obj = loads(raw)
+            audio = b64decode(obj["audio"])
             ts = obj.get("audio_timestamps") or {}
             stamps = Timestamps(
                 tuple(ts.get("graph_chars", ())),
                 tuple((float(a), float(b)) for a, b in ts.get("graph_times", ())),
                 float(obj["duration"]) if obj.get("duration") is not None else None,
             )
-        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        except (ValueError, KeyError, TypeError, AttributeError, Base64Error):
             raise RemoteProtocolError("malformed timestamped REST answer") from None
         return AudioChunk(audio, stamps)
 

@@ -1,0 +1,61 @@
+"""The accelerated (orjson, pybase64) and standard-library paths of the audio decoders
+must agree: a user without the ``fast`` extra gets the same answers, only slower."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import sys
+from types import ModuleType
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xai_tts.protocol import speedups
+
+
+def _stdlib_copy(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """A second instance of the module, loaded while the accelerators cannot be imported."""
+    monkeypatch.setitem(sys.modules, "orjson", None)
+    monkeypatch.setitem(sys.modules, "pybase64", None)
+    spec = importlib.util.find_spec("xai_tts.protocol.speedups")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def plain(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    return _stdlib_copy(monkeypatch)
+
+
+def test_the_installed_accelerators_are_in_use(plain: ModuleType) -> None:
+    # the dev install has the fast extra: if this fails, the benchmarks measure the fallback
+    assert speedups.ACCELERATED == ("orjson", "pybase64")
+    assert plain.ACCELERATED == ()
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=5000))
+def test_round_trip_agrees(data: bytes) -> None:
+    text = speedups.b64encode(data)
+    assert text == base64.b64encode(data).decode()
+    assert speedups.b64decode(text) == data
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["YQ", "YQ=", "Y===", "YW Jj", "YWJj\n", "-_8=", "=YQ=", "YQ==YQ==", "é", "YWJj!"],
+)
+def test_both_refuse_what_is_not_strict_base64(plain: ModuleType, bad: str) -> None:
+    for module in (speedups, plain):
+        with pytest.raises(speedups.Error):
+            module.b64decode(bad)
+
+
+def test_json_agrees(plain: ModuleType) -> None:
+    obj = {"type": "text.delta", "delta": "héllo \u2028 \U0001f600"}
+    assert speedups.dumps(obj) == plain.dumps(obj)
+    assert speedups.loads(speedups.dumps(obj)) == plain.loads(plain.dumps(obj)) == obj
