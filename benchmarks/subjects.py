@@ -5,10 +5,11 @@ emulator."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 
@@ -160,4 +161,87 @@ class Upstream(_LiveKitSubject):
         await self.session.close()
 
 
+class LiveKitFloor(_LiveKitSubject):
+    """What any LiveKit plugin pays on this machine for the same audio: livekit's emitter
+    and stream machinery fed over an aiohttp WebSocket, with no JSON parsing and no base64
+    (each audio.delta becomes a cached buffer of zeros of the right length).  Not a usable
+    plugin; a floor that shows how much of a face's cost is livekit's own."""
+
+    name = "floor: livekit machinery only"
+
+    async def start(self) -> None:
+        if self.codec != "pcm":
+            raise NotImplementedError("the floor pushes raw PCM only")
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        self.tts = _floor_tts(self)
+
+    async def prewarm(self) -> None:
+        self.tts.idle.append(await self.tts.connect())
+
+    async def close(self) -> None:
+        for ws in self.tts.idle:
+            await ws.close()
+        await self.session.close()
+
+
+def _floor_tts(subject: LiveKitFloor) -> Any:
+    from livekit.agents import APIConnectOptions, tts, utils
+
+    url = (
+        subject.base_url.replace("http", "ws", 1)
+        + f"/tts?voice=eve&language=auto&codec=pcm&sample_rate={subject.sample_rate}"
+    )
+    zeros: dict[int, bytes] = {}
+
+    class FloorTTS(tts.TTS):
+        def __init__(self) -> None:
+            super().__init__(
+                capabilities=tts.TTSCapabilities(streaming=True),
+                sample_rate=subject.sample_rate,
+                num_channels=1,
+            )
+            self.idle: list[aiohttp.ClientWebSocketResponse] = []
+
+        async def connect(self) -> aiohttp.ClientWebSocketResponse:
+            return await subject.session.ws_connect(
+                url, headers={"Authorization": f"Bearer {subject.api_key}"}
+            )
+
+        def synthesize(self, text: str, *, conn_options: APIConnectOptions | None = None) -> Any:
+            raise NotImplementedError
+
+        def stream(self, *, conn_options: APIConnectOptions | None = None) -> Any:
+            return FloorStream(tts=self, conn_options=conn_options or APIConnectOptions())
+
+    class FloorStream(tts.SynthesizeStream):
+        async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+            output_emitter.initialize(
+                request_id=utils.shortuuid(), sample_rate=subject.sample_rate, num_channels=1,
+                mime_type="audio/pcm", stream=True,
+            )  # fmt: skip
+            owner = cast(FloorTTS, self._tts)
+            ws = owner.idle.pop() if owner.idle else await owner.connect()
+            output_emitter.start_segment(segment_id=utils.shortuuid())
+            async for text in self._input_ch:
+                if isinstance(text, str):
+                    await ws.send_str(json.dumps({"type": "text.delta", "delta": text}))
+            await ws.send_str('{"type":"text.done"}')
+            while True:
+                data = (await ws.receive()).data
+                start = data.find('"delta":"') + 9
+                if start == 8:  # audio.done
+                    break
+                end = data.index('"', start)
+                n = (end - start) * 3 // 4 - data.count("=", end - 2, end)
+                if n not in zeros:
+                    zeros[n] = bytes(n)
+                output_emitter.push(zeros[n])
+            output_emitter.end_segment()
+            owner.idle.append(ws)
+
+    return FloorTTS()
+
+
 SUBJECTS: list[type[Subject]] = [OursLiveKit, OursClient, Upstream]
+#: also measured where the question is "how much of this is livekit's own" (cpu, capacity)
+FLOORS: list[type[Subject]] = [LiveKitFloor]

@@ -424,19 +424,35 @@ class SynthesizeStream(tts.SynthesizeStream):
                 await utt.send(text)  # leading whitespace is held back by the utterance
             await utt.finish()
 
+        # Audio read in one burst (the service often sends faster than real time, and one
+        # socket read holds several frames) goes to the emitter as one push: livekit's
+        # emitter does work per push (a re-armed flush timer, a channel hop), so this
+        # saves CPU without delaying anything past the reader's current step.
+        pending: list[bytes] = []
+        loop = asyncio.get_running_loop()
+
+        def flush_audio() -> None:
+            if pending:
+                data = pending[0] if len(pending) == 1 else b"".join(pending)
+                pending.clear()
+                emitter.push(data)
+
         def on_audio(chunk: AudioChunk) -> None:
             # called by the connection's reader as each chunk arrives: no task hand-off
             if align and chunk.timestamps is not None:
+                flush_audio()  # words belong after the audio that came before them
                 emitter.push_timed_transcript(words.feed(chunk.timestamps))
             if chunk.data:
-                emitter.push(decode(chunk.data))
+                if not pending:
+                    loop.call_soon(flush_audio)
+                pending.append(decode(chunk.data))
 
         async def receive() -> None:
             await utt.deliver(on_audio)
+            flush_audio()  # before end_segment, whatever order the callbacks ran in
             if align:
                 emitter.push_timed_transcript(words.flush())
 
-        loop = asyncio.get_running_loop()
         sender = loop.create_task(send(), name="xai-tts-lk-send")
         receiver = loop.create_task(receive(), name="xai-tts-lk-receive")
         try:
