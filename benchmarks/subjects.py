@@ -193,16 +193,16 @@ def _floor_tts(subject: LiveKitFloor) -> Any:
     )
     zeros: dict[int, bytes] = {}
 
-    class FloorTTS(tts.TTS):
+    class FloorTTS(tts.TTS[Any]):
         def __init__(self) -> None:
             super().__init__(
                 capabilities=tts.TTSCapabilities(streaming=True),
                 sample_rate=subject.sample_rate,
                 num_channels=1,
             )
-            self.idle: list[aiohttp.ClientWebSocketResponse] = []
+            self.idle: list[Any] = []
 
-        async def connect(self) -> aiohttp.ClientWebSocketResponse:
+        async def connect(self) -> Any:
             return await subject.session.ws_connect(
                 url, headers={"Authorization": f"Bearer {subject.api_key}"}
             )

@@ -68,7 +68,7 @@ def congested_sends(rng: random.Random) -> Iterator[None]:
             for _ in range(rng.randint(0, 3)):
                 await asyncio.sleep(0)
 
-    aiohttp.ClientWebSocketResponse.send_str = send_str  # type: ignore[method-assign]
+    aiohttp.ClientWebSocketResponse.send_str = send_str  # type: ignore[method-assign, assignment]
     try:
         yield
     finally:

@@ -161,6 +161,23 @@ async def test_concurrent_utterances_use_separate_connections(
     assert client.pool.busy_count == 0 and client.pool.idle_count == client.pool.connects
 
 
+async def test_the_pool_keeps_as_many_idle_connections_as_were_in_use(emulator: Emulator) -> None:
+    """Above ``max_idle``, the pool holds its recent peak, so the next wave of concurrent
+    utterances reuses every socket; once the peak is old, releases trim back down."""
+    async with xai_tts.Client(
+        api_key=emulator.api_key, base_url=emulator.url, max_idle_connections=2
+    ) as client:
+        wave = [f"Wave utterance {i}." for i in range(6)]
+        await asyncio.gather(*(client.speak(t) for t in wave))
+        assert (client.pool.connects, client.pool.idle_count) == (6, 6)
+        await asyncio.gather(*(client.speak(t) for t in wave))
+        assert (client.pool.connects, client.pool.reuses) == (6, 6)  # no new handshakes
+        client.pool.peak_window = 0.0  # the peak is now old: one at a time is the new peak
+        await client.speak("Alone.")
+        await client.speak("Alone again.")
+        assert client.pool.idle_count == 2  # max_idle, the least recently used closed
+
+
 async def test_prewarm_makes_the_first_utterance_reuse(client: xai_tts.Client) -> None:
     client.prewarm()
     for _ in range(200):

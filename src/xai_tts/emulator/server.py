@@ -109,6 +109,9 @@ class UtteranceRecord:
     audio: bytearray = field(default_factory=bytearray, repr=False)
     #: CRC-32 of the audio sent, for comparisons when the bytes are not kept
     audio_crc: int = 0
+    #: with pacing, the most any chunk went out after it was due (seconds): the
+    #: emulator's own lateness, so a benchmark can tell it from the client's
+    pacing_lateness: float = 0.0
 
     def add_audio(self, chunk: bytes, keep: bool) -> None:
         if keep:
@@ -436,6 +439,9 @@ class EmulatorServer:
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+            late = time.monotonic() - due
+            if late > rec.pacing_lateness:
+                rec.pacing_lateness = late
 
 
 class _WsSession:

@@ -1,10 +1,13 @@
-"""A small pool of WebSocket connections, keyed by their query (options fixed at connect).
+"""A pool of WebSocket connections, keyed by their query (options fixed at connect).
 
 The rule, from the rime plugin's habit: a connection goes back to the pool only when it
 is proven idle and clean (``WsConnection.usable``); anything else is closed.  Connections
 older than ``max_age`` are rotated out before the service's ~2,100 s limit ends them in
-the middle of an utterance.  Every close runs in a task the pool owns and awaits on
-``aclose()``, so nothing outlives the pool.
+the middle of an utterance.  The pool keeps as many idle connections as were in use at
+once during the last ``peak_window`` seconds (at least ``max_idle``): a worker that serves
+400 calls at once needs 400 warm sockets, not 32 and 368 handshakes on every wave.
+Every close runs in a task the pool owns and awaits on ``aclose()``, so nothing outlives
+the pool.
 """
 
 from __future__ import annotations
@@ -41,9 +44,12 @@ class Acquired:
 
 
 class ConnectionPool:
-    def __init__(self, *, max_age: float = 1800.0, max_idle: int = 32) -> None:
+    def __init__(self, *, max_age: float = 1800.0, max_idle: int = 32, peak_window: float = 60.0) -> None:
         self.max_age = max_age
         self.max_idle = max_idle
+        self.peak_window = peak_window
+        self._peak = 0  # most connections in use at once, since _peak_at
+        self._peak_at = float("-inf")
         self._idle: dict[str, deque[WsConnection]] = {}
         self._busy: set[WsConnection] = set()
         self._closing: set[asyncio.Task[None]] = set()
@@ -78,6 +84,7 @@ class ConnectionPool:
             conn = queue.pop()  # most recently used first: the likeliest to be alive
             if conn.usable and conn.age() < self.max_age:
                 self._busy.add(conn)
+                self._note_busy(loop.time())
                 self.reuses += 1
                 return Acquired(conn, True, loop.time() - start)
             self._close(conn)
@@ -100,6 +107,7 @@ class ConnectionPool:
             raise _closed_error()
         self.connects += 1
         self._busy.add(conn)
+        self._note_busy(loop.time())
         return Acquired(conn, False, loop.time() - start)
 
     def release(self, conn: WsConnection) -> None:
@@ -111,8 +119,14 @@ class ConnectionPool:
             return
         queue = self._idle.setdefault(conn.key, deque())
         queue.append(conn)
-        while len(queue) > self.max_idle:
-            self._close(queue.popleft())
+        while len(queue) > max(self.max_idle, self._peak):
+            self._close(queue.popleft())  # the least recently used
+
+    def _note_busy(self, now: float) -> None:
+        """Track the recent peak of connections in use; an old peak gives way to today's."""
+        busy = len(self._busy)
+        if busy >= self._peak or now - self._peak_at > self.peak_window:
+            self._peak, self._peak_at = busy, now
 
     def discard(self, conn: WsConnection) -> None:
         self._busy.discard(conn)
