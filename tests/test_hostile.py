@@ -184,3 +184,52 @@ async def test_livekit_bad_text_is_a_clear_error(emulator: Emulator) -> None:
         await stream.aclose()
     finally:
         await t.aclose()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    action=st.sampled_from(["update_options", "stream.aclose", "tts.aclose", "cancel"]),
+    steps=st.integers(min_value=0, max_value=120),
+)
+def test_livekit_interrupted_at_any_step(action: str, steps: int, bg_tiny: BackgroundEmulator) -> None:
+    """Change options, close the stream, close the TTS or cancel the consumer after any
+    number of loop iterations of a LiveKit stream: it ends (in time) with exact audio or
+    an ``APIError``, and after ``aclose()`` no task or socket of ours is left."""
+
+    async def go() -> None:
+        t = lk.TTS(api_key=bg_tiny.api_key, base_url=bg_tiny.url)
+        text = f"Interrupt me with {action} after {steps} steps."
+        stream = t.stream(conn_options=APIConnectOptions(max_retry=0, timeout=2.0))
+        stream.push_text(text)
+        stream.end_input()
+
+        async def consume() -> bytes:
+            return b"".join([bytes(ev.frame.data) async for ev in stream])
+
+        consumer = asyncio.ensure_future(consume())
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        outcome: bytes | BaseException | None = None
+        try:
+            if action == "update_options":
+                t.update_options(voice="rex")  # for the next stream, not this one
+            elif action == "stream.aclose":
+                await asyncio.wait_for(stream.aclose(), 5)
+            elif action == "tts.aclose":
+                await asyncio.wait_for(t.aclose(), 5)
+            elif action == "cancel":
+                consumer.cancel()
+            outcome = await asyncio.wait_for(consumer, 5)
+        except (APIError, asyncio.CancelledError) as exc:
+            outcome = exc
+        finally:
+            await asyncio.wait_for(stream.aclose(), 5)
+            await asyncio.wait_for(t.aclose(), 5)
+        assert outcome is not None  # a hang would have been a TimeoutError above
+        if action == "update_options":
+            rec = next(u for u in reversed(bg_tiny.utterances) if u.text == text)
+            assert outcome == bytes(rec.audio) and rec.voice == "eve"
+        assert our_tasks() == []
+        assert client_sockets(bg_tiny.port) == 0
+
+    asyncio.run(go())
