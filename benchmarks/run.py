@@ -194,59 +194,88 @@ async def cpu(emu: EmulatorProc, repeats: int) -> dict[str, Any]:
 # -- 3. capacity -----------------------------------------------------------------------------
 
 
-async def capacity(emu: EmulatorProc, levels: list[int], *, frozen: bool) -> dict[str, Any]:
+class GcPauses:
+    """Collector pauses while a scenario runs (``gc.callbacks``): the usual cause of a
+    stall that no line of our code shows."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+        self._start = 0.0
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.pauses.append((time.perf_counter() - self._start) * 1000)
+
+
+async def capacity(emu: EmulatorProc, levels: list[int], repeats: int, *, frozen: bool) -> dict[str, Any]:
     """N concurrent streams paced at real time, over a warm pool; lateness of each audio
-    piece against real-time playback of its stream from its first piece.
+    piece against real-time playback of its stream from its first piece.  Each cell is
+    the median over ``repeats`` runs, subjects interleaved.
 
     ``frozen``: the heap present after start-up is moved out of the collector's reach
     (``gc.freeze()``), as livekit-agents' worker does in its job processes; without it,
     full collections walk every object livekit-agents imported."""
-    text = "Capacity test sentence number one two three."  # ~2.7 s of tone
     out: dict[str, Any] = {}
     for n in levels:
-        for cls in SUBJECTS + FLOORS:
-            subj = cls(emu.url, KEY)
-            await subj.start()
-            if frozen:
-                gc.collect()
-                gc.freeze()
-            # fill the pool first: a voice agent reuses its connections, so what is
-            # measured is streaming, not a storm of handshakes
-            await asyncio.gather(*(subj.speak(f"warm up {i}") for i in range(n)), return_exceptions=True)
-            seen = len(await emu.records())
-
-            async def one(i: int, subj: Subject = subj) -> Any:
-                await asyncio.sleep(random.random())  # arrivals spread over a second
-                return await subj.speak(f"{text} {i}")
-
-            t0 = time.perf_counter()
-            results = await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
-            wall = time.perf_counter() - t0
-            await subj.close()
-            gc.unfreeze()
-            delays: list[float] = []
-            errors = 0
-            for r in results:
-                if isinstance(r, BaseException):
-                    errors += 1
-                    continue
-                if not r.arrivals:
-                    continue
-                # played from its first piece on, each piece is due when playback reaches
-                # the audio position where it starts; lateness is an underrun
-                t_first = r.arrivals[0][0]
-                before = r.arrivals[0][1]
-                for t, s in r.arrivals[1:]:
-                    delays.append(max(0.0, (t - t_first) - before) * 1000)
-                    before = s
-            # the emulator's own lateness in sending (its process is a bottleneck too)
-            emu_late = [rec["pacing_lateness"] * 1000 for rec in (await emu.records())[seen:]]
-            out.setdefault(str(n), {})[cls.name] = {
-                "p50": pct(delays, 50), "p99": pct(delays, 99), "errors": errors, "wall": wall,
-                "emulator_late_p99": pct(emu_late, 99),
-            }  # fmt: skip
-            gc.collect()
+        runs: dict[str, list[dict[str, float]]] = {}
+        for _ in range(repeats):
+            for cls in SUBJECTS + FLOORS:
+                runs.setdefault(cls.name, []).append(await _capacity_once(emu, cls, n, frozen))
+        out[str(n)] = {name: {k: med([r[k] for r in rs]) for k in rs[0]} for name, rs in runs.items()}
     return out
+
+
+async def _capacity_once(emu: EmulatorProc, cls: type[Subject], n: int, frozen: bool) -> dict[str, float]:
+    text = "Capacity test sentence number one two three."  # ~2.7 s of tone
+    subj = cls(emu.url, KEY)
+    await subj.start()
+    if frozen:
+        gc.collect()
+        gc.freeze()
+    # fill the pool first: a voice agent reuses its connections, so what is measured is
+    # streaming, not a storm of handshakes
+    await asyncio.gather(*(subj.speak(f"warm up {i}") for i in range(n)), return_exceptions=True)
+    seen = len(await emu.records())
+
+    async def one(i: int) -> Any:
+        await asyncio.sleep(random.random())  # arrivals spread over a second
+        return await subj.speak(f"{text} {i}")
+
+    with GcPauses() as gcp:
+        results = await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
+    await subj.close()
+    gc.unfreeze()
+    delays: list[float] = []
+    errors = 0
+    for r in results:
+        if isinstance(r, BaseException):
+            errors += 1
+            continue
+        if not r.arrivals:
+            continue
+        # played from its first piece on, each piece is due when playback reaches the
+        # audio position where it starts; lateness is an underrun
+        t_first = r.arrivals[0][0]
+        before = r.arrivals[0][1]
+        for t, s in r.arrivals[1:]:
+            delays.append(max(0.0, (t - t_first) - before) * 1000)
+            before = s
+    # the emulator's own lateness in sending (its process is a bottleneck too)
+    emu_late = [rec["pacing_lateness"] * 1000 for rec in (await emu.records())[seen:]]
+    gc.collect()
+    return {
+        "p50": pct(delays, 50), "p99": pct(delays, 99), "errors": errors,
+        "emulator_late_p99": pct(emu_late, 99), "gc_max_ms": max(gcp.pauses, default=0.0),
+    }  # fmt: skip
 
 
 # -- 4. hang rate ----------------------------------------------------------------------------
@@ -393,7 +422,8 @@ def report(res: dict[str, Any], command: str) -> str:
             continue
         lines += ["", f"## Capacity: concurrent real-time streams on one core, {title}", "",
                   "Delay of each audio piece behind real-time playback, ms: p50 / p99 (errors) "
-                  "[p99 of the emulator's own lateness in sending].", "",
+                  "[p99 of the emulator's own lateness in sending; longest GC pause in the client]. "
+                  + ("Median of repeats." if key == "capacity" else "One run."), "",
                   "| N | " + " | ".join(c.name for c in cols) + " |",
                   "|---|" + "---|" * len(cols)]  # fmt: skip
         best: dict[str, int] = {}
@@ -469,8 +499,8 @@ async def main_async(args: argparse.Namespace, res: dict[str, Any]) -> None:
             res["cpu"] = await cpu(fast, args.repeats)
         if "capacity" in args.only:
             print("capacity ...", file=sys.stderr)
-            res["capacity"] = await capacity(paced, args.levels, frozen=True)
-            res["capacity_default_gc"] = await capacity(paced, args.levels, frozen=False)
+            res["capacity"] = await capacity(paced, args.levels, args.capacity_repeats, frozen=True)
+            res["capacity_default_gc"] = await capacity(paced, args.levels, 1, frozen=False)
         if "memory" in args.only:
             print("memory ...", file=sys.stderr)
             res["memory"] = await memory(fast, paced, args.memory_n)
@@ -484,6 +514,7 @@ def main() -> None:
     p.add_argument(
         "--levels", type=lambda s: [int(x) for x in s.split(",")], default=[50, 100, 200, 400, 800]
     )
+    p.add_argument("--capacity-repeats", type=int, default=3)
     p.add_argument("--memory-n", type=int, default=100)
     p.add_argument("--hang-ours", type=int, default=10_000)
     p.add_argument("--hang-upstream", type=int, default=300)
@@ -496,6 +527,7 @@ def main() -> None:
     args = p.parse_args()
     if args.quick:
         args.utterances, args.repeats, args.levels, args.memory_n = 40, 2, [50, 200], 30
+        args.capacity_repeats = 1
         args.hang_ours, args.hang_upstream = 300, 50
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {0})
