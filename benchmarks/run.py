@@ -349,9 +349,10 @@ async def _memory_one(
     subj = cls(idle_emu.url, KEY)
     await subj.start()
     await subj.speak("warm up")
-    base = _heap()
+    base, before = _heap(), subj.idle_connections()
     await asyncio.gather(*(subj.speak(f"idle {i}") for i in range(n)))
-    idle = (_heap() - base) / n
+    kept = subj.idle_connections() - before  # what the pool chose to keep of the n
+    idle = (_heap() - base) / max(1, kept)
     await subj.close()
     # active streams: n streams half way through a paced utterance
     subj = cls(paced_emu.url, KEY)
@@ -366,7 +367,7 @@ async def _memory_one(
     active = (_heap() - base) / n
     await asyncio.gather(*tasks, return_exceptions=True)
     await subj.close()
-    return {"idle_kib": idle / 1024, "active_kib": active / 1024}
+    return {"idle_kib": idle / 1024, "active_kib": active / 1024, "idle_kept": kept}
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -464,10 +465,13 @@ def report(res: dict[str, Any], command: str) -> str:
               "| subject | utterances | hangs | per 1,000 |", "|---|---|---|---|"]  # fmt: skip
     for name, row in res["hang"].items():
         lines.append(f"| {name} | {row['utterances']} | {row['hangs']} | {row['per_1000']:.1f} |")
-    lines += ["", "## Memory (KiB of Python heap, tracemalloc)", "", "| subject | per idle pooled connection | per active stream |",
-              "|---|---|---|"]  # fmt: skip
+    lines += ["", "## Memory (KiB of Python heap, tracemalloc)", "",
+              "| subject | per idle pooled connection | idle connections kept of the burst | per active stream |",
+              "|---|---|---|---|"]  # fmt: skip
     for name, row in res["memory"].items():
-        lines.append(f"| {name} | {row['idle_kib']:.0f} | {row['active_kib']:.0f} |")
+        lines.append(
+            f"| {name} | {row['idle_kib']:.0f} | {row.get('idle_kept', 'n/a')} | {row['active_kib']:.0f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

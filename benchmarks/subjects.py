@@ -53,6 +53,10 @@ class Subject:
 
     async def close(self) -> None: ...
 
+    def idle_connections(self) -> int:
+        """Connections idle in the subject's pool right now."""
+        raise NotImplementedError
+
 
 def _split(text: str, pieces: int) -> list[str]:
     words = text.split(" ")
@@ -101,6 +105,9 @@ class OursLiveKit(_LiveKitSubject):
         self.tts.prewarm()
         await _until(lambda: self.tts.client.pool.idle_count)
 
+    def idle_connections(self) -> int:
+        return int(self.tts.client.pool.idle_count)
+
     async def close(self) -> None:
         await self.tts.aclose()
 
@@ -121,6 +128,9 @@ class OursClient(Subject):
     async def prewarm(self) -> None:
         self.client.prewarm()
         await _until(lambda: self.client.pool.idle_count)
+
+    def idle_connections(self) -> int:
+        return self.client.pool.idle_count
 
     async def speak(self, text: str, *, pieces: int = 1) -> Run:
         run = Run(text)
@@ -155,6 +165,9 @@ class Upstream(_LiveKitSubject):
         self.tts.prewarm()
         pool = self.tts._pool
         await _until(lambda: pool._available)
+
+    def idle_connections(self) -> int:
+        return len(self.tts._pool._available)
 
     async def close(self) -> None:
         await self.tts.aclose()
