@@ -40,6 +40,9 @@ async def _run(cls: type[Subject], url: str, args: argparse.Namespace, profiler:
     await subj.start()
     await asyncio.gather(*(subj.speak(f"warm up {i}") for i in range(args.streams)))
     _freeze_start_up_heap()
+    if args.worker:  # tell the parent, and wait until py-spy is attached
+        print("warm", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     seconds = 0.0
 
     async def one(i: int) -> float:
@@ -57,6 +60,33 @@ async def _run(cls: type[Subject], url: str, args: argparse.Namespace, profiler:
         profiler.stop()
     await subj.close()
     return used, seconds
+
+
+def _py_spy(args: argparse.Namespace) -> str:
+    """Run the workload in a child and sample it with py-spy from the moment its warm-up is
+    over (the child says so on stdout and waits for a word on stdin) until it exits."""
+    argv = [a for a in sys.argv[1:] if a != "--worker"] + ["--worker"]
+    worker = subprocess.Popen([sys.executable, "-m", "benchmarks.profile", *argv],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert worker.stdin is not None and worker.stdout is not None
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "stacks.txt"
+        try:
+            for line in worker.stdout:
+                if line.strip() == "warm":
+                    break
+            spy = subprocess.Popen(["py-spy", "record", "--rate", "2000", "--format", "raw", "--output", str(raw),
+                                    "--full-filenames", "--nonblocking", "--pid", str(worker.pid)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            time.sleep(1.0)  # py-spy attaches
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+            print(worker.stdout.read(), end="")
+            worker.wait(600)
+            spy.wait(30)
+        finally:
+            worker.kill()
+        return _summarise(raw)
 
 
 def _freeze_start_up_heap() -> None:
@@ -119,14 +149,7 @@ def main() -> None:
     stem = RESULTS / f"profile-{args.subject}{'-paced' if args.paced else ''}"
     RESULTS.mkdir(exist_ok=True)
     if args.tool == "py-spy" and not args.worker:
-        with tempfile.TemporaryDirectory() as tmp:
-            raw = Path(tmp) / "stacks.txt"
-            argv = [a for a in sys.argv[1:] if a != "--worker"] + ["--worker"]
-            cmd = ["py-spy", "record", "--rate", "2000", "--format", "raw", "--output", str(raw),
-                   "--full-filenames", "--nonblocking", "--",
-                   sys.executable, "-m", "benchmarks.profile", *argv]  # fmt: skip
-            subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
-            text = _summarise(raw)
+        text = _py_spy(args)
         print(text)
         stem.with_suffix(".md").write_text(
             f"`python -m benchmarks.profile {' '.join(sys.argv[1:])}`\n\n{text}\n"
