@@ -233,3 +233,29 @@ async def test_livekit_streams_are_not_kept_forever(emulator: Emulator) -> None:
         assert len(t._streams) == 0
     finally:
         await t.aclose()
+
+
+async def test_an_idle_connection_keeps_nothing_of_its_last_utterance(emulator: Emulator) -> None:
+    """The reader's frame lives as long as the connection: it held the last utterance's
+    inbox, and through its sink a LiveKit stream's emitter, until the next utterance."""
+    import gc
+
+    from livekit.agents.tts import AudioEmitter
+
+    from xai_tts.transport.inbox import Inbox
+
+    t = lk.TTS(api_key=emulator.api_key, base_url=emulator.url)
+    try:
+        stream = t.stream()
+        stream.push_text("Leave nothing behind.")
+        stream.end_input()
+        [ev async for ev in stream]
+        await stream.aclose()
+        del stream
+        await t.client.speak("Nor this one.")
+        gc.collect()
+        assert t.client.pool.idle_count == 1
+        alive = [o for o in gc.get_objects() if isinstance(o, (Inbox, AudioEmitter))]
+        assert alive == []
+    finally:
+        await t.aclose()

@@ -282,6 +282,9 @@ class WsConnection:
                             if core.state is finishing:
                                 wd.arm("chunk_gap", self.timeouts.chunk_gap)
                                 wd.arm("completion", self.timeouts.completion)
+                        # this frame lives as long as the connection: a finished
+                        # utterance's inbox (and its sink's closure) must not
+                        del inbox, event
                     elif event is not None:
                         self._on_event(event)
                 elif msg.type is aiohttp.WSMsgType.BINARY:
