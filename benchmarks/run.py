@@ -375,7 +375,7 @@ async def _memory_one(
 
 def machine() -> dict[str, Any]:
     versions = {}
-    for dist in ("xai-tts", "livekit-agents", "livekit-plugins-xai", "aiohttp", "orjson"):
+    for dist in ("xai-tts", "livekit-agents", "livekit-plugins-xai", "aiohttp", "orjson", "pybase64"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
