@@ -162,20 +162,41 @@ async def test_concurrent_utterances_use_separate_connections(
 
 
 async def test_the_pool_keeps_as_many_idle_connections_as_were_in_use(emulator: Emulator) -> None:
-    """Above ``max_idle``, the pool holds its recent peak, so the next wave of concurrent
-    utterances reuses every socket; once the peak is old, releases trim back down."""
+    """Above ``max_idle``, the pool holds what was in use at once during the window, so the
+    next wave of concurrent utterances reuses every socket; then a timer trims back."""
     async with xai_tts.Client(
-        api_key=emulator.api_key, base_url=emulator.url, max_idle_connections=2
+        api_key=emulator.api_key, base_url=emulator.url, max_idle_connections=2, idle_peak_window=1.0
     ) as client:
         wave = [f"Wave utterance {i}." for i in range(6)]
         await asyncio.gather(*(client.speak(t) for t in wave))
         assert (client.pool.connects, client.pool.idle_count) == (6, 6)
-        await asyncio.gather(*(client.speak(t) for t in wave))
-        assert (client.pool.connects, client.pool.reuses) == (6, 6)  # no new handshakes
-        client.pool.peak_window = 0.0  # the peak is now old: one at a time is the new peak
+        await asyncio.sleep(0.6)
+        await asyncio.gather(*(client.speak(t) for t in wave[:5]))  # a smaller wave
+        await asyncio.sleep(0.6)  # now the first wave is out of the window, the second is not
         await client.speak("Alone.")
-        await client.speak("Alone again.")
-        assert client.pool.idle_count == 2  # max_idle, the least recently used closed
+        assert client.pool.idle_count == 5  # what the second wave used
+        await asyncio.gather(*(client.speak(t) for t in wave[:5]))
+        assert client.pool.connects == 6  # no new handshakes
+        await asyncio.sleep(2.5)  # no traffic at all: the timer trims to max_idle
+        assert client.pool.idle_count == 2
+
+
+async def test_the_idle_allowance_is_per_set_of_options(emulator: Emulator) -> None:
+    async with xai_tts.Client(
+        api_key=emulator.api_key, base_url=emulator.url, max_idle_connections=1
+    ) as client:
+        await asyncio.gather(*(client.speak(f"Eve {i}.") for i in range(4)))
+        await client.speak("Rex once.", voice="rex")
+        await client.speak("Rex twice.", voice="rex")
+        assert client.pool.idle_count == 4 + 1  # rex's one use does not inherit eve's peak
+
+
+async def test_a_zero_window_makes_max_idle_a_plain_cap(emulator: Emulator) -> None:
+    async with xai_tts.Client(
+        api_key=emulator.api_key, base_url=emulator.url, max_idle_connections=2, idle_peak_window=0
+    ) as client:
+        await asyncio.gather(*(client.speak(f"Capped {i}.") for i in range(5)))
+        assert client.pool.idle_count == 2
 
 
 async def test_prewarm_makes_the_first_utterance_reuse(client: xai_tts.Client) -> None:

@@ -31,6 +31,17 @@ def plain(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     return _stdlib_copy(monkeypatch)
 
 
+_PLAIN: list[ModuleType] = []
+
+
+def _plain_module() -> ModuleType:
+    """One stdlib-only copy for Hypothesis examples (function fixtures do not reset)."""
+    if not _PLAIN:
+        with pytest.MonkeyPatch.context() as mp:
+            _PLAIN.append(_stdlib_copy(mp))
+    return _PLAIN[0]
+
+
 def test_the_installed_accelerators_are_in_use(plain: ModuleType) -> None:
     # the dev install has the fast extra: if this fails, the benchmarks measure the fallback
     assert speedups.ACCELERATED == ("orjson", "pybase64")
@@ -47,12 +58,33 @@ def test_round_trip_agrees(data: bytes) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["YQ", "YQ=", "Y===", "YW Jj", "YWJj\n", "-_8=", "=YQ=", "YQ==YQ==", "é", "YWJj!"],
+    ["YQ", "YQ=", "Y===", "YW Jj", "YWJj\n", "-_8=", "=YQ=", "YQ==YQ==", "é", "YWJj!", "QUJD=YQ"],
 )
 def test_both_refuse_what_is_not_strict_base64(plain: ModuleType, bad: str) -> None:
     for module in (speedups, plain):
         with pytest.raises(speedups.Error):
             module.b64decode(bad)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(alphabet="ABCab01+/=-_ \né", max_size=12))
+def test_both_accept_and_refuse_the_same_base64(text: str) -> None:
+    plain = _plain_module()
+
+    def outcome(module: ModuleType) -> bytes | None:
+        try:
+            return module.b64decode(text)  # type: ignore[no-any-return]
+        except speedups.Error:
+            return None
+
+    assert outcome(speedups) == outcome(plain)
+
+
+def test_json_agrees_on_the_lenient_dialect(plain: ModuleType) -> None:
+    for text in ('{"d": NaN}', '{"d": 1e400}', '"\\ud800"'):
+        assert repr(speedups.loads(text)) == repr(plain.loads(text))
+    with pytest.raises(ValueError):
+        speedups.loads("{not json")
 
 
 def test_json_agrees(plain: ModuleType) -> None:

@@ -59,6 +59,11 @@ class Client:
             client makes its own.
         max_connection_age: pooled sockets older than this are replaced (the service
             ends a connection after ~2,100 s).
+        max_idle_connections: idle sockets always kept per set of options.  More are
+            kept while recent concurrency needs them: as many as were in use at once
+            during the last ``idle_peak_window`` seconds.
+        idle_peak_window: how far back that concurrency is remembered; ``0`` makes
+            ``max_idle_connections`` a plain cap.
         allow_insecure: permit plain ``http://`` to a host that is not loopback.
         ssl: passed to aiohttp; ``True`` (verify certificates) unless you say otherwise.
         max_message_bytes: the largest server frame accepted.
@@ -76,6 +81,7 @@ class Client:
         session: aiohttp.ClientSession | Callable[[], aiohttp.ClientSession] | None = None,
         max_connection_age: float = 1800.0,
         max_idle_connections: int = 32,
+        idle_peak_window: float = 60.0,
         allow_insecure: bool = False,
         ssl: Any = True,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
@@ -90,7 +96,9 @@ class Client:
         self._ssl = ssl
         self.max_message_bytes = max_message_bytes
         self.max_buffered_bytes = max_buffered_bytes
-        self.pool = ConnectionPool(max_age=max_connection_age, max_idle=max_idle_connections)
+        self.pool = ConnectionPool(
+            max_age=max_connection_age, max_idle=max_idle_connections, peak_window=idle_peak_window
+        )
         self._closed = False
 
     def __repr__(self) -> str:

@@ -109,8 +109,8 @@ class UtteranceRecord:
     audio: bytearray = field(default_factory=bytearray, repr=False)
     #: CRC-32 of the audio sent, for comparisons when the bytes are not kept
     audio_crc: int = 0
-    #: with pacing, the most any chunk went out after it was due (seconds): the
-    #: emulator's own lateness, so a benchmark can tell it from the client's
+    #: with pacing, the most the emulator woke up after a chunk was due (seconds): its
+    #: own lateness, so a benchmark can tell it from the client's
     pacing_lateness: float = 0.0
 
     def add_audio(self, chunk: bytes, keep: bool) -> None:
@@ -439,9 +439,11 @@ class EmulatorServer:
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            late = time.monotonic() - due
-            if late > rec.pacing_lateness:
-                rec.pacing_lateness = late
+                # how late the emulator's own loop woke up; a chunk already overdue was
+                # held up by a send the client did not read (or by a fault), not by us
+                late = time.monotonic() - due
+                if late > rec.pacing_lateness:
+                    rec.pacing_lateness = late
 
 
 class _WsSession:

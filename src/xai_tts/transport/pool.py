@@ -3,9 +3,11 @@
 The rule, from the rime plugin's habit: a connection goes back to the pool only when it
 is proven idle and clean (``WsConnection.usable``); anything else is closed.  Connections
 older than ``max_age`` are rotated out before the service's ~2,100 s limit ends them in
-the middle of an utterance.  The pool keeps as many idle connections as were in use at
-once during the last ``peak_window`` seconds (at least ``max_idle``): a worker that serves
-400 calls at once needs 400 warm sockets, not 32 and 368 handshakes on every wave.
+the middle of an utterance.  For each key the pool keeps as many idle connections as were
+in use at once during the last ``peak_window`` seconds, and at least ``max_idle``: a worker
+that serves 400 calls at once needs 400 warm sockets, not 32 and 368 handshakes on every
+wave.  When the window has passed, a timer trims the surplus even if no call comes.
+``peak_window=0`` makes ``max_idle`` a plain cap.
 Every close runs in a task the pool owns and awaits on ``aclose()``, so nothing outlives
 the pool.
 """
@@ -43,13 +45,38 @@ class Acquired:
         self.acquire_time = acquire_time
 
 
+class _RecentPeak:
+    """The most connections of one key in use at once over the last ``window`` seconds:
+    a sliding-window maximum (a deque of samples with decreasing counts)."""
+
+    __slots__ = ("_samples", "busy", "window")
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self.busy = 0
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def note(self, now: float) -> None:
+        """Record that ``busy`` connections are in use at ``now``."""
+        samples = self._samples
+        while samples and samples[-1][1] <= self.busy:
+            samples.pop()
+        samples.append((now, self.busy))
+
+    def value(self, now: float) -> int:
+        samples = self._samples
+        while samples and samples[0][0] < now - self.window:
+            samples.popleft()
+        return max(samples[0][1] if samples else 0, self.busy)
+
+
 class ConnectionPool:
     def __init__(self, *, max_age: float = 1800.0, max_idle: int = 32, peak_window: float = 60.0) -> None:
         self.max_age = max_age
         self.max_idle = max_idle
         self.peak_window = peak_window
-        self._peak = 0  # most connections in use at once, since _peak_at
-        self._peak_at = float("-inf")
+        self._peaks: dict[str, _RecentPeak] = {}
+        self._trim_handle: asyncio.TimerHandle | None = None
         self._idle: dict[str, deque[WsConnection]] = {}
         self._busy: set[WsConnection] = set()
         self._closing: set[asyncio.Task[None]] = set()
@@ -84,7 +111,7 @@ class ConnectionPool:
             conn = queue.pop()  # most recently used first: the likeliest to be alive
             if conn.usable and conn.age() < self.max_age:
                 self._busy.add(conn)
-                self._note_busy(loop.time())
+                self._busy_changed(key, +1)
                 self.reuses += 1
                 return Acquired(conn, True, loop.time() - start)
             self._close(conn)
@@ -107,29 +134,58 @@ class ConnectionPool:
             raise _closed_error()
         self.connects += 1
         self._busy.add(conn)
-        self._note_busy(loop.time())
+        self._busy_changed(key, +1)
         return Acquired(conn, False, loop.time() - start)
 
     def release(self, conn: WsConnection) -> None:
         """Give a connection back: kept if clean and young, closed otherwise."""
-        self._busy.discard(conn)
+        if conn in self._busy:
+            self._busy.discard(conn)
+            self._busy_changed(conn.key, -1)
         conn.detach()
         if self._closed or not conn.usable or conn.age() >= self.max_age:
             self._close(conn)
             return
-        queue = self._idle.setdefault(conn.key, deque())
-        queue.append(conn)
-        while len(queue) > max(self.max_idle, self._peak):
-            self._close(queue.popleft())  # the least recently used
+        self._idle.setdefault(conn.key, deque()).append(conn)
+        self._trim(conn.key)
 
-    def _note_busy(self, now: float) -> None:
-        """Track the recent peak of connections in use; an old peak gives way to today's."""
-        busy = len(self._busy)
-        if busy >= self._peak or now - self._peak_at > self.peak_window:
-            self._peak, self._peak_at = busy, now
+    def _busy_changed(self, key: str, delta: int) -> None:
+        peak = self._peaks.get(key)
+        if peak is None:
+            peak = self._peaks[key] = _RecentPeak(self.peak_window)
+        peak.window = self.peak_window
+        if delta < 0:  # the one being released was in use until now
+            peak.note(asyncio.get_running_loop().time())
+        peak.busy += delta
+        if delta > 0:
+            peak.note(asyncio.get_running_loop().time())
+
+    def _cap(self, key: str, now: float) -> int:
+        peak = self._peaks.get(key)
+        return max(self.max_idle, peak.value(now) if peak is not None and self.peak_window > 0 else 0)
+
+    def _trim(self, key: str) -> None:
+        """Close the least recently used idle connections of ``key`` above its cap; while
+        any key holds more than ``max_idle``, look again when the window has moved on."""
+        loop = asyncio.get_running_loop()
+        queue = self._idle.get(key)
+        if queue:
+            cap = self._cap(key, loop.time())
+            while len(queue) > cap:
+                self._close(queue.popleft())
+        if self._trim_handle is None and any(len(q) > self.max_idle for q in self._idle.values()):
+            self._trim_handle = loop.call_later(max(self.peak_window, 0.001), self._trim_all)
+
+    def _trim_all(self) -> None:
+        self._trim_handle = None
+        if not self._closed:
+            for key in list(self._idle):
+                self._trim(key)
 
     def discard(self, conn: WsConnection) -> None:
-        self._busy.discard(conn)
+        if conn in self._busy:
+            self._busy.discard(conn)
+            self._busy_changed(conn.key, -1)
         conn.detach()
         self._close(conn)
 
@@ -145,7 +201,6 @@ class ConnectionPool:
                 logger.debug("prewarm failed: %s", exc)
                 return
             self.connects += 1
-            self._busy.add(conn)
             self.release(conn)
 
         task = asyncio.get_running_loop().create_task(warm(), name="xai-tts-prewarm")
@@ -170,6 +225,9 @@ class ConnectionPool:
     async def aclose(self) -> None:
         """Close every connection, idle or busy, and wait until all are closed."""
         self._closed = True
+        if self._trim_handle is not None:
+            self._trim_handle.cancel()
+            self._trim_handle = None
         pending = [*self._prewarming, *self._connecting]
         for task in pending:
             task.cancel()
