@@ -46,13 +46,12 @@ class Acquired:
 
 
 class _RecentPeak:
-    """The most connections of one key in use at once over the last ``window`` seconds:
-    a sliding-window maximum (a deque of samples with decreasing counts)."""
+    """The most connections of one key in use at once over a recent window: a
+    sliding-window maximum (a deque of samples with decreasing counts)."""
 
-    __slots__ = ("_samples", "busy", "window")
+    __slots__ = ("_samples", "busy")
 
-    def __init__(self, window: float) -> None:
-        self.window = window
+    def __init__(self) -> None:
         self.busy = 0
         self._samples: deque[tuple[float, int]] = deque()
 
@@ -63,9 +62,9 @@ class _RecentPeak:
             samples.pop()
         samples.append((now, self.busy))
 
-    def value(self, now: float) -> int:
+    def value(self, now: float, window: float) -> int:
         samples = self._samples
-        while samples and samples[0][0] < now - self.window:
+        while samples and samples[0][0] < now - window:
             samples.popleft()
         return max(samples[0][1] if samples else 0, self.busy)
 
@@ -110,8 +109,7 @@ class ConnectionPool:
         while queue and not fresh:
             conn = queue.pop()  # most recently used first: the likeliest to be alive
             if conn.usable and conn.age() < self.max_age:
-                self._busy.add(conn)
-                self._busy_changed(key, +1)
+                self._set_busy(conn, True)
                 self.reuses += 1
                 return Acquired(conn, True, loop.time() - start)
             self._close(conn)
@@ -133,15 +131,12 @@ class ConnectionPool:
             self._close(conn)
             raise _closed_error()
         self.connects += 1
-        self._busy.add(conn)
-        self._busy_changed(key, +1)
+        self._set_busy(conn, True)
         return Acquired(conn, False, loop.time() - start)
 
     def release(self, conn: WsConnection) -> None:
         """Give a connection back: kept if clean and young, closed otherwise."""
-        if conn in self._busy:
-            self._busy.discard(conn)
-            self._busy_changed(conn.key, -1)
+        self._set_busy(conn, False)
         conn.detach()
         if self._closed or not conn.usable or conn.age() >= self.max_age:
             self._close(conn)
@@ -149,20 +144,28 @@ class ConnectionPool:
         self._idle.setdefault(conn.key, deque()).append(conn)
         self._trim(conn.key)
 
-    def _busy_changed(self, key: str, delta: int) -> None:
-        peak = self._peaks.get(key)
+    def _set_busy(self, conn: WsConnection, busy: bool) -> None:
+        """Move ``conn`` in or out of the busy set, keeping its key's recent peak."""
+        if busy == (conn in self._busy):
+            return
+        peak = self._peaks.get(conn.key)
         if peak is None:
-            peak = self._peaks[key] = _RecentPeak(self.peak_window)
-        peak.window = self.peak_window
-        if delta < 0:  # the one being released was in use until now
-            peak.note(asyncio.get_running_loop().time())
-        peak.busy += delta
-        if delta > 0:
-            peak.note(asyncio.get_running_loop().time())
+            peak = self._peaks[conn.key] = _RecentPeak()
+        now = asyncio.get_running_loop().time()
+        if busy:
+            self._busy.add(conn)
+            peak.busy += 1
+            peak.note(now)
+        else:
+            peak.note(now)  # the one being released was in use until now
+            self._busy.discard(conn)
+            peak.busy -= 1
 
     def _cap(self, key: str, now: float) -> int:
         peak = self._peaks.get(key)
-        return max(self.max_idle, peak.value(now) if peak is not None and self.peak_window > 0 else 0)
+        if peak is None or self.peak_window <= 0:
+            return self.max_idle
+        return max(self.max_idle, peak.value(now, self.peak_window))
 
     def _trim(self, key: str) -> None:
         """Close the least recently used idle connections of ``key`` above its cap; while
@@ -183,9 +186,7 @@ class ConnectionPool:
                 self._trim(key)
 
     def discard(self, conn: WsConnection) -> None:
-        if conn in self._busy:
-            self._busy.discard(conn)
-            self._busy_changed(conn.key, -1)
+        self._set_busy(conn, False)
         conn.detach()
         self._close(conn)
 
