@@ -26,20 +26,20 @@ def _stdlib_copy(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     return module
 
 
-@pytest.fixture
-def plain(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    return _stdlib_copy(monkeypatch)
-
-
 _PLAIN: list[ModuleType] = []
 
 
 def _plain_module() -> ModuleType:
-    """One stdlib-only copy for Hypothesis examples (function fixtures do not reset)."""
+    """One stdlib-only copy, shared (Hypothesis examples cannot take function fixtures)."""
     if not _PLAIN:
         with pytest.MonkeyPatch.context() as mp:
             _PLAIN.append(_stdlib_copy(mp))
     return _PLAIN[0]
+
+
+@pytest.fixture
+def plain() -> ModuleType:
+    return _plain_module()
 
 
 def test_the_installed_accelerators_are_in_use(plain: ModuleType) -> None:
