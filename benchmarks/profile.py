@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import gc
 import os
 import random
 import re
@@ -28,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .run import KEY, RESULTS, emulator
+from .run import KEY, RESULTS, emulator, freeze_start_up_heap
 from .subjects import FLOORS, SUBJECTS, Subject
 
 NAMES = {"livekit": SUBJECTS[0], "client": SUBJECTS[1], "upstream": SUBJECTS[2], "floor": FLOORS[0]}
@@ -39,7 +38,7 @@ async def _run(cls: type[Subject], url: str, args: argparse.Namespace, profiler:
     subj = cls(url, KEY)
     await subj.start()
     await asyncio.gather(*(subj.speak(f"warm up {i}") for i in range(args.streams)))
-    _freeze_start_up_heap()
+    freeze_start_up_heap()
     if args.worker:  # tell the parent, and wait until py-spy is attached
         print("warm", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
@@ -89,12 +88,6 @@ def _py_spy(args: argparse.Namespace) -> str:
         return _summarise(raw)
 
 
-def _freeze_start_up_heap() -> None:
-    """As livekit's job processes do: the start-up heap is not what is measured."""
-    gc.collect()
-    gc.freeze()
-
-
 def _summarise(raw: Path) -> str:
     """Self time per function and per package from py-spy's collapsed stacks, counting only
     samples where the loop was working (not waiting in epoll) and not importing."""
@@ -105,7 +98,7 @@ def _summarise(raw: Path) -> str:
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
         if not any("run_forever" in f for f in frames) or any(
-            "_find_and_load" in f or "_freeze_start_up_heap" in f for f in frames
+            "_find_and_load" in f or "freeze_start_up_heap" in f for f in frames
         ):
             continue
         if "epoll" in frames[-1] or "select (selectors" in frames[-1]:
