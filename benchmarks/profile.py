@@ -108,8 +108,8 @@ def _summarise(raw: Path) -> str:
         leaf = re.sub(r" \(.*?(site-packages|lib/python3\.\d+|src|main)/", " (", frames[-1])
         by_function[re.sub(r":\d+\)$", ")", leaf)] += n
         path = frames[-1].rpartition("(")[2]
-        if "xai_tts" in path:
-            package = "xai_tts (ours)"
+        if "xai_voice" in path:
+            package = "xai_voice (ours)"
         elif "livekit/plugins/xai/" in path:
             package = "livekit-plugins-xai (upstream)"
         elif "site-packages/" in path:

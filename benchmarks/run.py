@@ -64,7 +64,7 @@ def _free_port() -> int:
 @contextmanager
 def emulator(*extra: str, realtime: float = 0.0) -> Any:
     port = _free_port()
-    cmd = [sys.executable, "-m", "xai_tts.cli", "emulate", "--tone", "--port", str(port), "--key", KEY,
+    cmd = [sys.executable, "-m", "xai_voice.cli", "emulate", "--tone", "--port", str(port), "--key", KEY,
            "--realtime", str(realtime), "--max-sessions", "100000", *extra]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -381,7 +381,7 @@ async def _memory_one(
 
 def machine() -> dict[str, Any]:
     versions = {}
-    for dist in ("xai-tts", "livekit-agents", "livekit-plugins-xai", "aiohttp", "orjson", "pybase64"):
+    for dist in ("xai-voice", "livekit-agents", "livekit-plugins-xai", "aiohttp", "orjson", "pybase64"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -95,9 +95,9 @@ class OursLiveKit(_LiveKitSubject):
     name = "ours (LiveKit)"
 
     async def start(self) -> None:
-        from livekit.plugins import xai_tts
+        from livekit.plugins import xai_voice
 
-        self.tts = xai_tts.TTS(
+        self.tts = xai_voice.TTS(
             api_key=self.api_key, base_url=self.base_url, codec=self.codec, sample_rate=self.sample_rate
         )
 
@@ -116,12 +116,12 @@ class OursClient(Subject):
     name = "ours (client)"
 
     async def start(self) -> None:
-        import xai_tts
+        import xai_voice
 
-        self.client = xai_tts.Client(
+        self.client = xai_voice.Client(
             api_key=self.api_key,
             base_url=self.base_url,
-            options=xai_tts.TTSOptions(codec=self.codec, sample_rate=self.sample_rate),
+            options=xai_voice.TTSOptions(codec=self.codec, sample_rate=self.sample_rate),
         )
         self.bytes_per_second = self.client.options.bytes_per_second or 48000.0
 

@@ -1,4 +1,4 @@
-"""A voice agent that speaks with Grok's voices through ``livekit.plugins.xai_tts``.
+"""A voice agent that speaks with Grok's voices through ``livekit.plugins.xai_voice``.
 
 Run it as a LiveKit worker (it needs LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET,
 plus XAI_API_KEY for speech and keys for your STT and LLM):
@@ -19,13 +19,13 @@ import wave
 
 from livekit.agents import Agent, AgentSession, JobContext, WorkerOptions, cli
 
-from livekit.plugins import xai_tts
+from livekit.plugins import xai_voice
 
-logger = logging.getLogger("xai-tts-example")
+logger = logging.getLogger("xai-voice-example")
 
 
-def make_tts() -> xai_tts.TTS:
-    return xai_tts.TTS(
+def make_tts() -> xai_voice.TTS:
+    return xai_voice.TTS(
         voice="ara",
         language="en",
         sample_rate=24000,
@@ -60,7 +60,7 @@ async def speak_to_file(text: str, path: str) -> None:
 
     async with AsyncExitStack() as stack:
         if not os.environ.get("XAI_API_KEY"):
-            from xai_tts.emulator import Emulator
+            from xai_voice.emulator import Emulator
 
             emu = await stack.enter_async_context(Emulator())
             os.environ.update(XAI_API_KEY=emu.api_key, XAI_BASE_URL=emu.url)

@@ -9,12 +9,12 @@ import psutil
 import pytest
 from livekit.agents import APIConnectOptions
 
-import xai_tts
-from livekit.plugins import xai_tts as lk
-from xai_tts.emulator import Emulator
+import xai_voice
+from livekit.plugins import xai_voice as lk
+from xai_voice.emulator import Emulator
 
 #: short deadlines so fault tests end in well under a second or two
-FAST = xai_tts.Timeouts(connect=2, send=2, first_audio=1, chunk_gap=1, completion=5, clear=0.5,
+FAST = xai_voice.Timeouts(connect=2, send=2, first_audio=1, chunk_gap=1, completion=5, clear=0.5,
                         session_update=1)  # fmt: skip
 
 
@@ -28,7 +28,7 @@ def client_sockets(port: int) -> int:
 
 
 def our_tasks() -> list[asyncio.Task[object]]:
-    return [t for t in asyncio.all_tasks() if t.get_name().startswith("xai-tts") and not t.done()]
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("xai-voice") and not t.done()]
 
 
 @pytest.fixture
@@ -44,8 +44,8 @@ async def speech_emulator() -> AsyncIterator[Emulator]:
 
 
 @pytest.fixture
-async def client(emulator: Emulator) -> AsyncIterator[xai_tts.Client]:
-    c = xai_tts.Client(api_key=emulator.api_key, base_url=emulator.url, timeouts=FAST)
+async def client(emulator: Emulator) -> AsyncIterator[xai_voice.Client]:
+    c = xai_voice.Client(api_key=emulator.api_key, base_url=emulator.url, timeouts=FAST)
     try:
         yield c
     finally:

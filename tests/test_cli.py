@@ -1,4 +1,4 @@
-"""The ``xai-tts`` command, run as a user runs it: a subprocess."""
+"""The ``xai-voice`` command, run as a user runs it: a subprocess."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from xai_tts.emulator.background import BackgroundEmulator
+from xai_voice.emulator.background import BackgroundEmulator
 
 
 def run(
@@ -18,7 +18,7 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("XAI_")}
     return subprocess.run(
-        [sys.executable, "-m", "xai_tts.cli", *args],
+        [sys.executable, "-m", "xai_voice.cli", *args],
         capture_output=True, text=True, timeout=60, env={**base, **(env or {})}, input=stdin,
     )  # fmt: skip
 

@@ -8,16 +8,16 @@ import time
 import numpy as np
 import pytest
 
-import xai_tts
-from xai_tts import audio as codecs
-from xai_tts.emulator import Emulator, FaultKind, FaultPoint
+import xai_voice
+from xai_voice import audio as codecs
+from xai_voice.emulator import Emulator, FaultKind, FaultPoint
 
 from .conftest import FAST, client_sockets, our_tasks
 
 pytestmark = pytest.mark.asyncio
 
 
-async def test_utterances_reuse_one_connection(client: xai_tts.Client, emulator: Emulator) -> None:
+async def test_utterances_reuse_one_connection(client: xai_voice.Client, emulator: Emulator) -> None:
     texts = ["Hello there.", "A second sentence.", "And a third one, a little longer."]
     for text in texts:
         audio = await client.speak(text)
@@ -30,7 +30,9 @@ async def test_utterances_reuse_one_connection(client: xai_tts.Client, emulator:
     assert again == bytes(emulator.utterances[-1].audio)
 
 
-async def test_stream_yields_audio_in_order_and_trace_id(client: xai_tts.Client, emulator: Emulator) -> None:
+async def test_stream_yields_audio_in_order_and_trace_id(
+    client: xai_voice.Client, emulator: Emulator
+) -> None:
     async with client.stream(voice="ara") as utt:
         for word in ["Streaming ", "text ", "in ", "pieces."]:
             await utt.send(word)
@@ -44,7 +46,7 @@ async def test_stream_yields_audio_in_order_and_trace_id(client: xai_tts.Client,
     assert utt.trace_id == rec.trace_id
 
 
-async def test_reader_in_another_task(client: xai_tts.Client, emulator: Emulator) -> None:
+async def test_reader_in_another_task(client: xai_voice.Client, emulator: Emulator) -> None:
     utt = client.stream()
     reader = asyncio.ensure_future(utt.read_all())
     await utt.send("Read while I write.")
@@ -57,7 +59,7 @@ async def test_reader_in_another_task(client: xai_tts.Client, emulator: Emulator
 @pytest.mark.parametrize("codec", ["pcm", "mulaw", "alaw", "wav", "mp3"])
 @pytest.mark.parametrize("rate", [8000, 16000, 22050, 24000, 44100, 48000])
 async def test_every_codec_and_rate(
-    client: xai_tts.Client, emulator: Emulator, codec: str, rate: int
+    client: xai_voice.Client, emulator: Emulator, codec: str, rate: int
 ) -> None:
     text = "Codec check."
     audio = await client.speak(text, codec=codec, sample_rate=rate)
@@ -90,7 +92,7 @@ def _duration(data: bytes, codec: str, rate: int) -> float:
     return sum(fr.samples for fr in frames) / rate
 
 
-async def test_timestamps(client: xai_tts.Client) -> None:
+async def test_timestamps(client: xai_voice.Client) -> None:
     async with client.stream(with_timestamps=True) as utt:
         await utt.send("Time me now.")
         await utt.finish()
@@ -105,7 +107,7 @@ async def test_timestamps(client: xai_tts.Client) -> None:
 
 
 async def test_pronunciation_map_is_sent_once_per_connection(
-    client: xai_tts.Client, emulator: Emulator
+    client: xai_voice.Client, emulator: Emulator
 ) -> None:
     opts = client.options.replace_with(replace={"GPU": "gee pee you"})
     await client.speak("The GPU is hot.", opts)
@@ -116,7 +118,7 @@ async def test_pronunciation_map_is_sent_once_per_connection(
 
 
 async def test_empty_and_whitespace_text_never_touch_the_network(
-    client: xai_tts.Client, emulator: Emulator
+    client: xai_voice.Client, emulator: Emulator
 ) -> None:
     for text in ["", "   ", "\n\t"]:
         assert await client.speak(text) == b""
@@ -124,7 +126,7 @@ async def test_empty_and_whitespace_text_never_touch_the_network(
     assert client.pool.connects == 0
 
 
-async def test_leading_whitespace_is_kept_with_the_text(client: xai_tts.Client, emulator: Emulator) -> None:
+async def test_leading_whitespace_is_kept_with_the_text(client: xai_voice.Client, emulator: Emulator) -> None:
     async with client.stream() as utt:
         await utt.send("  ")
         await utt.send("hello")
@@ -135,14 +137,14 @@ async def test_leading_whitespace_is_kept_with_the_text(client: xai_tts.Client, 
 
 async def test_cancel_clears_and_reuses_the_connection(emulator: Emulator) -> None:
     emulator.config.realtime = 1.0  # slow enough to interrupt
-    async with xai_tts.Client(api_key=emulator.api_key, base_url=emulator.url, timeouts=FAST) as client:
+    async with xai_voice.Client(api_key=emulator.api_key, base_url=emulator.url, timeouts=FAST) as client:
         utt = client.stream()
         await utt.send("A long sentence that we will interrupt before it ends, " * 3)
         await utt.finish()
         first = await utt.__anext__()
         assert first.data
         await utt.cancel()
-        assert utt.ending is xai_tts.transport.Ending.CLEARED
+        assert utt.ending is xai_voice.transport.Ending.CLEARED
         assert [c async for c in utt] == []  # nothing leaks after the cancel
         assert emulator.utterances[0].cleared
         emulator.config.realtime = 0.0
@@ -152,7 +154,7 @@ async def test_cancel_clears_and_reuses_the_connection(emulator: Emulator) -> No
 
 
 async def test_concurrent_utterances_use_separate_connections(
-    client: xai_tts.Client, emulator: Emulator
+    client: xai_voice.Client, emulator: Emulator
 ) -> None:
     texts = [f"Utterance number {i}." for i in range(8)]
     results = await asyncio.gather(*(client.speak(t) for t in texts))
@@ -164,7 +166,7 @@ async def test_concurrent_utterances_use_separate_connections(
 async def test_the_pool_keeps_as_many_idle_connections_as_were_in_use(emulator: Emulator) -> None:
     """Above ``max_idle``, the pool holds what was in use at once during the window, so the
     next wave of concurrent utterances reuses every socket; then a timer trims back."""
-    async with xai_tts.Client(
+    async with xai_voice.Client(
         api_key=emulator.api_key, base_url=emulator.url, max_idle_connections=2, idle_peak_window=1.0
     ) as client:
         wave = [f"Wave utterance {i}." for i in range(6)]
@@ -182,7 +184,7 @@ async def test_the_pool_keeps_as_many_idle_connections_as_were_in_use(emulator: 
 
 
 async def test_the_idle_allowance_is_per_set_of_options(emulator: Emulator) -> None:
-    async with xai_tts.Client(
+    async with xai_voice.Client(
         api_key=emulator.api_key, base_url=emulator.url, max_idle_connections=1
     ) as client:
         await asyncio.gather(*(client.speak(f"Eve {i}.") for i in range(4)))
@@ -192,14 +194,14 @@ async def test_the_idle_allowance_is_per_set_of_options(emulator: Emulator) -> N
 
 
 async def test_a_zero_window_makes_max_idle_a_plain_cap(emulator: Emulator) -> None:
-    async with xai_tts.Client(
+    async with xai_voice.Client(
         api_key=emulator.api_key, base_url=emulator.url, max_idle_connections=2, idle_peak_window=0
     ) as client:
         await asyncio.gather(*(client.speak(f"Capped {i}.") for i in range(5)))
         assert client.pool.idle_count == 2
 
 
-async def test_prewarm_makes_the_first_utterance_reuse(client: xai_tts.Client) -> None:
+async def test_prewarm_makes_the_first_utterance_reuse(client: xai_voice.Client) -> None:
     client.prewarm()
     for _ in range(200):
         if client.pool.idle_count:
@@ -213,7 +215,7 @@ async def test_prewarm_makes_the_first_utterance_reuse(client: xai_tts.Client) -
 
 
 async def test_connections_rotate_after_max_age(emulator: Emulator) -> None:
-    async with xai_tts.Client(
+    async with xai_voice.Client(
         api_key=emulator.api_key, base_url=emulator.url, max_connection_age=0.05
     ) as client:
         await client.speak("One.")
@@ -222,20 +224,20 @@ async def test_connections_rotate_after_max_age(emulator: Emulator) -> None:
         assert client.pool.connects == 2
 
 
-async def test_voices(client: xai_tts.Client) -> None:
+async def test_voices(client: xai_voice.Client) -> None:
     voices = await client.voices()
-    assert {v.voice_id for v in voices} == set(xai_tts.VOICES)
+    assert {v.voice_id for v in voices} == set(xai_voice.VOICES)
 
 
 async def test_aclose_mid_stream_fails_the_utterance_and_leaks_nothing(emulator: Emulator) -> None:
     emulator.config.realtime = 1.0
-    client = xai_tts.Client(api_key=emulator.api_key, base_url=emulator.url, timeouts=FAST)
+    client = xai_voice.Client(api_key=emulator.api_key, base_url=emulator.url, timeouts=FAST)
     utt = client.stream()
     await utt.send("This will be cut off by closing the client. " * 3)
     await utt.finish()
     await utt.__anext__()
     await client.aclose()
-    with pytest.raises(xai_tts.XaiConnectionError):
+    with pytest.raises(xai_voice.XaiConnectionError):
         async for _ in utt:
             pass
     assert our_tasks() == []
@@ -243,7 +245,7 @@ async def test_aclose_mid_stream_fails_the_utterance_and_leaks_nothing(emulator:
 
 
 async def test_consumer_backpressure_bounds_the_buffer(emulator: Emulator) -> None:
-    async with xai_tts.Client(
+    async with xai_voice.Client(
         api_key=emulator.api_key, base_url=emulator.url, max_buffered_bytes=4096
     ) as client:
         utt = client.stream()
@@ -257,7 +259,7 @@ async def test_consumer_backpressure_bounds_the_buffer(emulator: Emulator) -> No
 
 async def test_speech_is_real(speech_emulator: Emulator) -> None:
     emu = speech_emulator
-    async with xai_tts.Client(api_key=emu.api_key, base_url=emu.url) as client:
+    async with xai_voice.Client(api_key=emu.api_key, base_url=emu.url) as client:
         short = np.frombuffer(await client.speak("Hello."), dtype=np.int16)
         long = np.frombuffer(
             await client.speak("Hello. This sentence is a good deal longer than the first."), dtype=np.int16
@@ -272,10 +274,10 @@ async def test_speech_is_real(speech_emulator: Emulator) -> None:
     assert len(other) != len(short) or not np.array_equal(other, short)
 
 
-async def test_stall_is_a_timeout_within_the_deadline(client: xai_tts.Client, emulator: Emulator) -> None:
+async def test_stall_is_a_timeout_within_the_deadline(client: xai_voice.Client, emulator: Emulator) -> None:
     emulator.fail_next(FaultKind.STALL, FaultPoint.MID_AUDIO)
     start = time.monotonic()
-    with pytest.raises(xai_tts.XaiTimeoutError) as info:
+    with pytest.raises(xai_voice.XaiTimeoutError) as info:
         await client.speak("This one stalls half way through its audio.")
     assert info.value.phase == "chunk_gap"
     assert time.monotonic() - start < FAST.chunk_gap + 1.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from xai_tts.emulator import Emulator, Fault, FaultKind, FaultPoint
+from xai_voice.emulator import Emulator, Fault, FaultKind, FaultPoint
 
 GOOD = {"language": "en", "voice": "eve", "codec": "pcm", "sample_rate": "24000"}
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-import xai_tts
-from xai_tts.emulator import Emulator, FaultKind, FaultPoint
+import xai_voice
+from xai_voice.emulator import Emulator, FaultKind, FaultPoint
 
 from .conftest import FAST
 
@@ -20,21 +20,21 @@ _TEXT = "Fault injection needs a sentence with a few chunks of audio in it."
 
 STREAM_POINTS = [P.BEFORE_AUDIO, P.MID_AUDIO, P.AFTER_AUDIO]
 EXPECTED: dict[FaultKind, type[Exception]] = {
-    K.DROP: xai_tts.XaiConnectionError,
-    K.CLOSE: xai_tts.XaiConnectionError,
-    K.ERROR: xai_tts.XaiServerError,
-    K.DEADLINE: xai_tts.XaiServerError,
-    K.MALFORMED: xai_tts.RemoteProtocolError,
-    K.BINARY: xai_tts.RemoteProtocolError,
-    K.UNKNOWN_TYPE: xai_tts.RemoteProtocolError,
-    K.OVERSIZED: xai_tts.RemoteProtocolError,
-    K.STALL: xai_tts.XaiTimeoutError,
+    K.DROP: xai_voice.XaiConnectionError,
+    K.CLOSE: xai_voice.XaiConnectionError,
+    K.ERROR: xai_voice.XaiServerError,
+    K.DEADLINE: xai_voice.XaiServerError,
+    K.MALFORMED: xai_voice.RemoteProtocolError,
+    K.BINARY: xai_voice.RemoteProtocolError,
+    K.UNKNOWN_TYPE: xai_voice.RemoteProtocolError,
+    K.OVERSIZED: xai_voice.RemoteProtocolError,
+    K.STALL: xai_voice.XaiTimeoutError,
 }
 
 
 @pytest.mark.parametrize("at", STREAM_POINTS, ids=lambda p: p.value)
 @pytest.mark.parametrize("kind", list(EXPECTED), ids=lambda k: k.value)
-async def test_fault_during_an_utterance(client: xai_tts.Client, emulator: Emulator,
+async def test_fault_during_an_utterance(client: xai_voice.Client, emulator: Emulator,
                                          kind: FaultKind, at: FaultPoint) -> None:  # fmt: skip
     emulator.fail_next(kind, at)
     start = time.monotonic()
@@ -54,7 +54,7 @@ async def test_fault_during_an_utterance(client: xai_tts.Client, emulator: Emula
 @pytest.mark.parametrize(
     "kind", [K.AUDIO_AFTER_DONE, K.DONE_WITHOUT_UTTERANCE, K.DEADLINE], ids=lambda k: k.value
 )
-async def test_unsolicited_frames_on_an_idle_connection_are_silent(client: xai_tts.Client, emulator: Emulator,
+async def test_unsolicited_frames_on_an_idle_connection_are_silent(client: xai_voice.Client, emulator: Emulator,
                                                                   kind: FaultKind) -> None:  # fmt: skip
     emulator.fail_next(kind, P.IDLE)
     first = await client.speak("First.")
@@ -65,7 +65,7 @@ async def test_unsolicited_frames_on_an_idle_connection_are_silent(client: xai_t
 
 
 @pytest.mark.parametrize("kind", [K.DROP, K.CLOSE], ids=lambda k: k.value)
-async def test_dead_pooled_connection_is_replaced_silently(client: xai_tts.Client, emulator: Emulator,
+async def test_dead_pooled_connection_is_replaced_silently(client: xai_voice.Client, emulator: Emulator,
                                                            kind: FaultKind) -> None:  # fmt: skip
     await client.speak("First.")
     emulator.fail_next(kind, P.IDLE)  # dies the moment it is reused
@@ -75,17 +75,17 @@ async def test_dead_pooled_connection_is_replaced_silently(client: xai_tts.Clien
     assert client.pool.connects == 2
 
 
-async def test_stall_on_an_idle_connection_times_out(client: xai_tts.Client, emulator: Emulator) -> None:
+async def test_stall_on_an_idle_connection_times_out(client: xai_voice.Client, emulator: Emulator) -> None:
     await client.speak("First.")
     emulator.fail_next(K.STALL, P.IDLE)
-    with pytest.raises(xai_tts.XaiTimeoutError):
+    with pytest.raises(xai_voice.XaiTimeoutError):
         await client.speak("Second.")
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 429, 500, 503])
-async def test_refused_upgrade(client: xai_tts.Client, emulator: Emulator, status: int) -> None:
+async def test_refused_upgrade(client: xai_voice.Client, emulator: Emulator, status: int) -> None:
     emulator.fail_next(K.REFUSE, P.UPGRADE, status=status)
-    with pytest.raises(xai_tts.XaiStatusError) as info:
+    with pytest.raises(xai_voice.XaiStatusError) as info:
         await client.speak("Refused.")
     assert info.value.status == status
     assert info.value.retryable is (status in (429, 500, 503))
@@ -93,9 +93,9 @@ async def test_refused_upgrade(client: xai_tts.Client, emulator: Emulator, statu
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 429, 500, 503])
-async def test_refused_rest(client: xai_tts.Client, emulator: Emulator, status: int) -> None:
+async def test_refused_rest(client: xai_voice.Client, emulator: Emulator, status: int) -> None:
     emulator.fail_next(K.REFUSE, P.UPGRADE, status=status)
-    with pytest.raises(xai_tts.XaiStatusError) as info:
+    with pytest.raises(xai_voice.XaiStatusError) as info:
         await client.synthesize("Refused.").read_all()
     assert info.value.status == status
     assert "injected fault" in str(info.value)  # the service's own words are kept
@@ -103,31 +103,31 @@ async def test_refused_rest(client: xai_tts.Client, emulator: Emulator, status: 
 
 async def test_stalled_upgrade_is_a_connect_timeout(emulator: Emulator) -> None:
     emulator.fail_next(K.STALL, P.UPGRADE)
-    timeouts = xai_tts.Timeouts(connect=0.3)
-    async with xai_tts.Client(api_key=emulator.api_key, base_url=emulator.url, timeouts=timeouts) as c:
+    timeouts = xai_voice.Timeouts(connect=0.3)
+    async with xai_voice.Client(api_key=emulator.api_key, base_url=emulator.url, timeouts=timeouts) as c:
         start = time.monotonic()
-        with pytest.raises(xai_tts.XaiTimeoutError) as info:
+        with pytest.raises(xai_voice.XaiTimeoutError) as info:
             await c.speak("Nobody answers.")
         assert info.value.phase == "connect"
         assert time.monotonic() - start < 1.5
 
 
-async def test_dropped_upgrade(client: xai_tts.Client, emulator: Emulator) -> None:
+async def test_dropped_upgrade(client: xai_voice.Client, emulator: Emulator) -> None:
     # aiohttp retries an idempotent request once after a disconnect: one drop is absorbed
     emulator.fail_next(K.DROP, P.UPGRADE)
     assert await client.speak("Dropped once.")
     emulator.fail_next(K.DROP, P.UPGRADE, times=2)
-    with pytest.raises(xai_tts.XaiConnectionError):
+    with pytest.raises(xai_voice.XaiConnectionError):
         await client.speak("Dropped twice.", voice="rex")  # a new connection
 
 
 @pytest.mark.parametrize(("kind", "at", "error"), [
-    (K.STALL, P.BEFORE_AUDIO, xai_tts.XaiTimeoutError),
-    (K.STALL, P.MID_AUDIO, xai_tts.XaiTimeoutError),
-    (K.DROP, P.BEFORE_AUDIO, xai_tts.XaiConnectionError),
-    (K.DROP, P.MID_AUDIO, xai_tts.XaiConnectionError),
+    (K.STALL, P.BEFORE_AUDIO, xai_voice.XaiTimeoutError),
+    (K.STALL, P.MID_AUDIO, xai_voice.XaiTimeoutError),
+    (K.DROP, P.BEFORE_AUDIO, xai_voice.XaiConnectionError),
+    (K.DROP, P.MID_AUDIO, xai_voice.XaiConnectionError),
 ])  # fmt: skip
-async def test_rest_faults(client: xai_tts.Client, emulator: Emulator, kind: FaultKind, at: FaultPoint,
+async def test_rest_faults(client: xai_voice.Client, emulator: Emulator, kind: FaultKind, at: FaultPoint,
                            error: type[Exception]) -> None:  # fmt: skip
     emulator.fail_next(kind, at)
     start = time.monotonic()
@@ -138,10 +138,10 @@ async def test_rest_faults(client: xai_tts.Client, emulator: Emulator, kind: Fau
 
 async def test_session_limit_is_429(emulator: Emulator) -> None:
     emulator.config.max_sessions = 1
-    async with xai_tts.Client(api_key=emulator.api_key, base_url=emulator.url, timeouts=FAST) as c:
+    async with xai_voice.Client(api_key=emulator.api_key, base_url=emulator.url, timeouts=FAST) as c:
         first = c.stream()
         await first.send("Hold the only session.")
-        with pytest.raises(xai_tts.XaiStatusError) as info:
+        with pytest.raises(xai_voice.XaiStatusError) as info:
             await c.speak("No room.")
         assert info.value.status == 429 and info.value.retryable
         await first.aclose()
@@ -149,7 +149,7 @@ async def test_session_limit_is_429(emulator: Emulator) -> None:
 
 async def test_connection_deadline_ends_an_idle_pooled_connection(emulator: Emulator) -> None:
     emulator.config.connection_deadline = 0.2
-    async with xai_tts.Client(api_key=emulator.api_key, base_url=emulator.url, timeouts=FAST) as c:
+    async with xai_voice.Client(api_key=emulator.api_key, base_url=emulator.url, timeouts=FAST) as c:
         await c.speak("Before the deadline.")
         await __import__("asyncio").sleep(0.4)
         audio = await c.speak("After it: a new connection, no error.")
@@ -157,13 +157,13 @@ async def test_connection_deadline_ends_an_idle_pooled_connection(emulator: Emul
         assert c.pool.connects == 2
 
 
-async def test_instant_done_with_audio(client: xai_tts.Client, emulator: Emulator) -> None:
+async def test_instant_done_with_audio(client: xai_voice.Client, emulator: Emulator) -> None:
     emulator.fail_next(K.INSTANT_DONE, P.BEFORE_AUDIO)
     audio = await client.speak("Answered at once.")
     assert audio and audio == bytes(emulator.utterances[0].audio)
 
 
-async def test_slow_reading_server(client: xai_tts.Client, emulator: Emulator) -> None:
+async def test_slow_reading_server(client: xai_voice.Client, emulator: Emulator) -> None:
     emulator.fail_next(K.SLOW_READ, P.BEFORE_AUDIO, seconds=0.02)
     async with client.stream() as utt:
         for word in ["a", "server", "that", "reads", "slowly", "still", "gets", "every", "word"]:

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from livekit.agents import APIConnectOptions, APIError
 
-import xai_tts
-from livekit.plugins import xai_tts as lk
-from xai_tts.emulator import Emulator
-from xai_tts.emulator.background import BackgroundEmulator
+import xai_voice
+from livekit.plugins import xai_voice as lk
+from xai_voice.emulator import Emulator
+from xai_voice.emulator.background import BackgroundEmulator
 
 from .conftest import FAST, client_sockets, our_tasks
 
@@ -29,7 +29,7 @@ async def tiny() -> AsyncIterator[Emulator]:
 
 async def test_a_megabyte_of_text_goes_in_legal_deltas(tiny: Emulator) -> None:
     text = ("All work and no play makes a long text. " * 26_000)[:1_000_000]
-    async with xai_tts.Client(api_key=tiny.api_key, base_url=tiny.url, timeouts=FAST) as client:
+    async with xai_voice.Client(api_key=tiny.api_key, base_url=tiny.url, timeouts=FAST) as client:
         audio = await client.speak(text, codec="mulaw", sample_rate=8000)
     rec = tiny.utterances[0]
     assert rec.text == text  # every character arrived, none cut by the 15,000 cap
@@ -40,23 +40,23 @@ PLANES = "A é Ω ऄ 中 😀 𝄞 𠀀 𪚥 \U000e0041 \U000f0000 \U0010fffd \
 
 
 async def test_every_unicode_plane_and_control_characters(tiny: Emulator) -> None:
-    async with xai_tts.Client(api_key=tiny.api_key, base_url=tiny.url, timeouts=FAST) as client:
+    async with xai_voice.Client(api_key=tiny.api_key, base_url=tiny.url, timeouts=FAST) as client:
         await client.speak(PLANES)
         assert (await client.synthesize(PLANES).read_all()) == bytes(tiny.utterances[1].audio)
     assert [u.text for u in tiny.utterances] == [PLANES, PLANES]
 
 
 async def test_lone_surrogates_are_a_clear_error(tiny: Emulator) -> None:
-    async with xai_tts.Client(api_key=tiny.api_key, base_url=tiny.url, timeouts=FAST) as client:
+    async with xai_voice.Client(api_key=tiny.api_key, base_url=tiny.url, timeouts=FAST) as client:
         for bad in ("\ud800", "ok \udfff ok"):
-            with pytest.raises(xai_tts.OptionError, match="surrogate"):
+            with pytest.raises(xai_voice.OptionError, match="surrogate"):
                 await client.speak(bad)
         assert await client.speak("Still fine.")  # nothing broke
     assert [u.text for u in tiny.utterances] == ["Still fine."]
 
 
 async def test_single_characters_and_speech_tags(emulator: Emulator) -> None:
-    async with xai_tts.Client(api_key=emulator.api_key, base_url=emulator.url, timeouts=FAST) as client:
+    async with xai_voice.Client(api_key=emulator.api_key, base_url=emulator.url, timeouts=FAST) as client:
         for text in [
             "a",
             ".",
@@ -70,7 +70,7 @@ async def test_single_characters_and_speech_tags(emulator: Emulator) -> None:
 
 async def test_speech_tags_with_real_speech(speech_emulator: Emulator) -> None:
     emu = speech_emulator
-    async with xai_tts.Client(api_key=emu.api_key, base_url=emu.url) as client:
+    async with xai_voice.Client(api_key=emu.api_key, base_url=emu.url) as client:
         plain = await client.speak("one two")
         paused = await client.speak("one [long-pause] two")
     assert len(paused) > len(plain) + 0.8 * 48000  # the pause is silence, not the word "pause"
@@ -83,7 +83,7 @@ async def test_speech_tags_with_real_speech(speech_emulator: Emulator) -> None:
 def test_any_text_in_any_pieces_arrives_exactly(pieces: list[str], bg_tiny: BackgroundEmulator) -> None:
     async def go() -> None:
         async with (
-            xai_tts.Client(api_key=bg_tiny.api_key, base_url=bg_tiny.url, timeouts=FAST) as client,
+            xai_voice.Client(api_key=bg_tiny.api_key, base_url=bg_tiny.url, timeouts=FAST) as client,
             client.stream() as utt,
         ):
             for piece in pieces:
@@ -108,9 +108,9 @@ def bg_tiny() -> BackgroundEmulator:  # type: ignore[misc]
 
 async def test_pronunciation_map_at_its_limits(tiny: Emulator) -> None:
     biggest = {f"word{i}": "x" * 128 for i in range(200)}
-    async with xai_tts.Client(api_key=tiny.api_key, base_url=tiny.url, timeouts=FAST) as client:
+    async with xai_voice.Client(api_key=tiny.api_key, base_url=tiny.url, timeouts=FAST) as client:
         await client.speak("word7 is replaced", replace=biggest)
-        with pytest.raises(xai_tts.OptionError, match="at most 200"):
+        with pytest.raises(xai_voice.OptionError, match="at most 200"):
             await client.speak("too many", replace={**biggest, "one_more": "x"})
     assert tiny.utterances[0].replace == biggest
 
@@ -118,7 +118,7 @@ async def test_pronunciation_map_at_its_limits(tiny: Emulator) -> None:
 async def test_cancellation_at_every_await(emulator: Emulator) -> None:
     """Cancel a speak() after 0, 1, 2, ... loop iterations: every time the client stays
     usable and nothing leaks."""
-    async with xai_tts.Client(api_key=emulator.api_key, base_url=emulator.url, timeouts=FAST) as client:
+    async with xai_voice.Client(api_key=emulator.api_key, base_url=emulator.url, timeouts=FAST) as client:
         for steps in range(60):
             task = asyncio.ensure_future(client.speak(f"Cancel me after {steps} steps, please."))
             for _ in range(steps):

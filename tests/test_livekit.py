@@ -11,8 +11,8 @@ import pytest
 from livekit.agents import APIConnectionError, APIConnectOptions, APIStatusError, APITimeoutError, tokenize
 from livekit.agents.metrics import TTSMetrics
 
-from livekit.plugins import xai_tts as lk
-from xai_tts.emulator import Emulator, FaultKind, FaultPoint
+from livekit.plugins import xai_voice as lk
+from xai_voice.emulator import Emulator, FaultKind, FaultPoint
 
 from .conftest import NO_RETRY, speak
 

@@ -9,8 +9,8 @@ import time
 import pytest
 from livekit.agents import APIConnectionError, APIConnectOptions, APIError, APIStatusError, APITimeoutError
 
-from livekit.plugins import xai_tts as lk
-from xai_tts.emulator import Emulator, FaultKind, FaultPoint
+from livekit.plugins import xai_voice as lk
+from xai_voice.emulator import Emulator, FaultKind, FaultPoint
 
 from .conftest import speak
 

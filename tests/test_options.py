@@ -9,11 +9,11 @@ import traceback
 
 import pytest
 
-import xai_tts
-from xai_tts import OptionError, TTSOptions
-from xai_tts.audio import alaw_decode, alaw_encode, mulaw_decode, mulaw_encode, resample
-from xai_tts.emulator import Emulator, FaultKind, FaultPoint
-from xai_tts.transport import Endpoint
+import xai_voice
+from xai_voice import OptionError, TTSOptions
+from xai_voice.audio import alaw_decode, alaw_encode, mulaw_decode, mulaw_encode, resample
+from xai_voice.emulator import Emulator, FaultKind, FaultPoint
+from xai_voice.transport import Endpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -92,7 +92,7 @@ def test_bad_rest_text(text: str, needle: str) -> None:
 
 def test_timeouts_validate() -> None:
     with pytest.raises(OptionError, match=r"timeouts\.connect"):
-        xai_tts.Timeouts(connect=0)
+        xai_voice.Timeouts(connect=0)
 
 
 # -- codecs --------------------------------------------------------------------------------
@@ -128,13 +128,13 @@ SENTINEL = "xai-SENTINEL-KEY-0123456789"
 def test_endpoint_and_client_never_show_the_key() -> None:
     ep = Endpoint.resolve(SENTINEL, "http://127.0.0.1:9/v1")
     assert SENTINEL not in repr(ep) and SENTINEL not in str(ep)
-    client = xai_tts.Client(api_key=SENTINEL, base_url="http://127.0.0.1:9/v1")
+    client = xai_voice.Client(api_key=SENTINEL, base_url="http://127.0.0.1:9/v1")
     assert SENTINEL not in repr(client)
     assert ep.scrub(f"oops {SENTINEL}") == "oops <redacted>"
 
 
 def test_plain_http_to_a_remote_host_is_refused() -> None:
-    with pytest.raises(xai_tts.InsecureTransportError, match="allow_insecure"):
+    with pytest.raises(xai_voice.InsecureTransportError, match="allow_insecure"):
         Endpoint.resolve("k", "http://api.example.com/v1")
     Endpoint.resolve("k", "http://api.example.com/v1", allow_insecure=True)
     for url in ("http://127.0.0.1:1/v1", "http://localhost:1/v1", "http://[::1]:1/v1", "https://api.x.ai/v1"):
@@ -145,7 +145,7 @@ def test_plain_http_to_a_remote_host_is_refused() -> None:
 def test_missing_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("XAI_API_KEY", raising=False)
     with pytest.raises(OptionError, match="XAI_API_KEY"):
-        xai_tts.Client()
+        xai_voice.Client()
 
 
 @pytest.mark.asyncio
@@ -154,23 +154,23 @@ async def test_no_error_or_log_carries_the_key(caplog: pytest.LogCaptureFixture)
     captured: list[BaseException] = []
     async with Emulator(tone=True, api_key="the-right-key") as emu:
         # a refused key, on both transports
-        async with xai_tts.Client(api_key=SENTINEL, base_url=emu.url) as client:
+        async with xai_voice.Client(api_key=SENTINEL, base_url=emu.url) as client:
             for call in (
                 lambda: client.speak("Hi."),
                 lambda: client.synthesize("Hi.").read_all(),
                 client.voices,
             ):
-                with pytest.raises(xai_tts.XaiStatusError) as info:
+                with pytest.raises(xai_voice.XaiStatusError) as info:
                     await call()
                 assert info.value.status == 401 and not info.value.retryable
                 captured.append(info.value)
         # failures after a good handshake: a drop, an error frame, a timeout
-        async with xai_tts.Client(api_key="the-right-key", base_url=emu.url,
-                                  timeouts=xai_tts.Timeouts.uniform(0.3)) as client:  # fmt: skip
+        async with xai_voice.Client(api_key="the-right-key", base_url=emu.url,
+                                  timeouts=xai_voice.Timeouts.uniform(0.3)) as client:  # fmt: skip
             for kind, at in ((FaultKind.DROP, FaultPoint.MID_AUDIO), (FaultKind.ERROR, FaultPoint.MID_AUDIO),
                              (FaultKind.STALL, FaultPoint.BEFORE_AUDIO)):  # fmt: skip
                 emu.fail_next(kind, at)
-                with pytest.raises(xai_tts.XaiTTSError) as info:
+                with pytest.raises(xai_voice.XaiVoiceError) as info:
                     await client.speak("A sentence long enough for a few chunks.")
                 captured.append(info.value)
     # nothing we raised, logged or chained mentions the key

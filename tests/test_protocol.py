@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from xai_tts.protocol import (
+from xai_voice.protocol import (
     MAX_DELTA_CHARS,
     AudioChunk,
     AudioClear,

@@ -13,12 +13,12 @@ pytest_plugins = ["pytester"]
 
 INNER = """
 import os
-import xai_tts
+import xai_voice
 
 async def test_inner(xai_emulator):
     assert os.environ["XAI_BASE_URL"] == xai_emulator.url
     open("port.txt", "w").write(str(xai_emulator.port))
-    async with xai_tts.Client() as client:
+    async with xai_voice.Client() as client:
         assert await client.speak("inside")
     await xai_emulator.wait_for_utterances(1)
 
@@ -35,7 +35,7 @@ def test_fixture_cleans_up(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_inprocess("-p", "asyncio", "-q")
     result.assert_outcomes(passed=2)
     assert {k: v for k, v in os.environ.items() if k.startswith("XAI_")} == env_before
-    assert not [t for t in threading.enumerate() if t.name == "xai-tts-emulator"]
+    assert not [t for t in threading.enumerate() if t.name == "xai-voice-emulator"]
     assert {t.name for t in threading.enumerate()} <= threads_before | {"asyncio_0"}
     port = int((pytester.path / "port.txt").read_text())
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):

@@ -14,16 +14,16 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-import xai_tts
-from livekit.plugins import xai_tts as lk
-from xai_tts.emulator import FaultKind, FaultPoint
-from xai_tts.emulator.background import BackgroundEmulator
+import xai_voice
+from livekit.plugins import xai_voice as lk
+from xai_voice.emulator import FaultKind, FaultPoint
+from xai_voice.emulator.background import BackgroundEmulator
 
 from .conftest import speak
 from .harness import naive_flag_after_send, run_seeds
 
-QUICK = int(os.environ.get("XAI_TTS_RACE_SEEDS", "300"))
-LK_QUICK = int(os.environ.get("XAI_TTS_LK_RACE_SEEDS", "1000"))
+QUICK = int(os.environ.get("XAI_VOICE_RACE_SEEDS", "300"))
+LK_QUICK = int(os.environ.get("XAI_VOICE_LK_RACE_SEEDS", "1000"))
 DEEP = 10_000
 
 
@@ -59,7 +59,7 @@ def _assert_exact(emu: BackgroundEmulator, heard: Heard, utterances: int) -> Non
 def _client_run(emu: BackgroundEmulator, heard: Heard):  # type: ignore[no-untyped-def]
     async def run(seed: int) -> None:
         text = f"Seed {seed} says hello."
-        async with xai_tts.Client(api_key=emu.api_key, base_url=emu.url) as client:
+        async with xai_voice.Client(api_key=emu.api_key, base_url=emu.url) as client:
             for _ in range(2):  # the second reuses the connection
                 async with client.stream() as utt:
                     await utt.send(text)

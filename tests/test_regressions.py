@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-import xai_tts
-from livekit.plugins import xai_tts as lk
-from xai_tts.emulator import Emulator, FaultKind, FaultPoint
+import xai_voice
+from livekit.plugins import xai_voice as lk
+from xai_voice.emulator import Emulator, FaultKind, FaultPoint
 
 from .conftest import FAST, client_sockets, our_tasks
 
@@ -34,7 +34,7 @@ def draining_sends(delay: float) -> Iterator[None]:
         aiohttp.ClientWebSocketResponse.send_str = original  # type: ignore[method-assign]
 
 
-async def test_cancel_while_another_task_reads(client: xai_tts.Client, emulator: Emulator) -> None:
+async def test_cancel_while_another_task_reads(client: xai_voice.Client, emulator: Emulator) -> None:
     """Two waiters on one utterance (a reader, and cancel() waiting for audio.clear):
     both are woken."""
     emulator.config.realtime = 1.0
@@ -56,7 +56,7 @@ async def test_cancel_while_another_task_reads(client: xai_tts.Client, emulator:
     await asyncio.wait_for(canceller, 2)
 
 
-async def test_clear_between_the_pieces_of_a_long_send(client: xai_tts.Client, emulator: Emulator) -> None:
+async def test_clear_between_the_pieces_of_a_long_send(client: xai_voice.Client, emulator: Emulator) -> None:
     """A cancel while the first of several deltas drains: the rest of that text must not
     follow the text.clear into the next utterance."""
     with draining_sends(0.02):
@@ -65,14 +65,14 @@ async def test_clear_between_the_pieces_of_a_long_send(client: xai_tts.Client, e
         sender = asyncio.ensure_future(utt.send("a " * 7500 + "LEFTOVER " * 10))  # two deltas
         await asyncio.sleep(0.005)
         await utt.cancel()
-        with contextlib.suppress(xai_tts.XaiTTSError):
+        with contextlib.suppress(xai_voice.XaiVoiceError):
             await sender
         await client.speak("Bravo.")
     assert emulator.utterances[-1].text == "Bravo."
 
 
 async def test_replay_after_a_dead_pooled_connection_keeps_order(
-    client: xai_tts.Client, emulator: Emulator
+    client: xai_voice.Client, emulator: Emulator
 ) -> None:
     await client.speak("Warm.")
     emulator.fail_next(FaultKind.DROP, FaultPoint.IDLE)
@@ -87,7 +87,7 @@ async def test_replay_after_a_dead_pooled_connection_keeps_order(
     assert audio == bytes(emulator.utterances[-1].audio)
 
 
-async def test_reader_first_still_recovers(client: xai_tts.Client, emulator: Emulator) -> None:
+async def test_reader_first_still_recovers(client: xai_voice.Client, emulator: Emulator) -> None:
     """The reader starts before the first send has a connection; the pooled connection
     turns out dead; the replay still happens."""
     await client.speak("Warm.")
@@ -102,26 +102,28 @@ async def test_reader_first_still_recovers(client: xai_tts.Client, emulator: Emu
     assert audio == bytes(emulator.utterances[-1].audio)
 
 
-async def test_failed_reconnect_fails_the_utterance(client: xai_tts.Client, emulator: Emulator) -> None:
+async def test_failed_reconnect_fails_the_utterance(client: xai_voice.Client, emulator: Emulator) -> None:
     await client.speak("Warm.")
     emulator.fail_next(FaultKind.DROP, FaultPoint.IDLE)
     emulator.fail_next(FaultKind.REFUSE, FaultPoint.UPGRADE, status=503)
     utt = client.stream()
     await utt.send("Alpha. ")
-    with pytest.raises(xai_tts.XaiStatusError):
+    with pytest.raises(xai_voice.XaiStatusError):
         await asyncio.wait_for(utt.read_all(), 5)
-    with pytest.raises(xai_tts.XaiStatusError):
+    with pytest.raises(xai_voice.XaiStatusError):
         await utt.send("Beta.")
     assert client.pool.busy_count == 0
 
 
-async def test_cancel_during_connect_leaks_no_connection(client: xai_tts.Client, emulator: Emulator) -> None:
+async def test_cancel_during_connect_leaks_no_connection(
+    client: xai_voice.Client, emulator: Emulator
+) -> None:
     emulator.config.first_audio_delay = 0
     utt = client.stream()
     sender = asyncio.ensure_future(utt.send("Cancelled while connecting."))
     await asyncio.sleep(0)  # the connect is under way
     await utt.cancel()
-    with pytest.raises(xai_tts.XaiConnectionError):
+    with pytest.raises(xai_voice.XaiConnectionError):
         await sender
     await asyncio.sleep(0.05)
     assert client.pool.busy_count == 0
@@ -129,18 +131,18 @@ async def test_cancel_during_connect_leaks_no_connection(client: xai_tts.Client,
 
 
 async def test_aclose_during_connect_is_typed_and_clean(emulator: Emulator) -> None:
-    client = xai_tts.Client(api_key=emulator.api_key, base_url=emulator.url, timeouts=FAST)
+    client = xai_voice.Client(api_key=emulator.api_key, base_url=emulator.url, timeouts=FAST)
     sender = asyncio.ensure_future(client.speak("Closing while connecting."))
     await asyncio.sleep(0)
     await client.aclose()
-    with pytest.raises(xai_tts.XaiConnectionError):
+    with pytest.raises(xai_voice.XaiConnectionError):
         await sender
     await asyncio.sleep(0.05)
     assert our_tasks() == []
     assert client_sockets(emulator.port) == 0
 
 
-async def test_rest_timestamps_for_long_text(client: xai_tts.Client, emulator: Emulator) -> None:
+async def test_rest_timestamps_for_long_text(client: xai_voice.Client, emulator: Emulator) -> None:
     text = "A longer text for a timestamped answer. " * 40
     [chunk] = [c async for c in client.synthesize(text, with_timestamps=True)]
     assert chunk.data == bytes(emulator.utterances[-1].audio)
@@ -176,8 +178,8 @@ async def echo_server() -> AsyncIterator[str]:
 
 
 async def test_key_echoed_by_the_server_is_scrubbed(echo_server: str) -> None:
-    async with xai_tts.Client(api_key=SENTINEL, base_url=echo_server, timeouts=FAST) as client:
-        with pytest.raises(xai_tts.RemoteProtocolError) as info:
+    async with xai_voice.Client(api_key=SENTINEL, base_url=echo_server, timeouts=FAST) as client:
+        with pytest.raises(xai_voice.RemoteProtocolError) as info:
             await client.speak("Echo my key, please.")
     assert SENTINEL not in str(info.value) and SENTINEL not in repr(info.value)
 
@@ -201,13 +203,13 @@ async def test_send_deadline_unblocks_a_write_to_a_peer_that_stopped_reading() -
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    timeouts = xai_tts.Timeouts(connect=2, send=0.5, first_audio=30, chunk_gap=30, completion=60)
+    timeouts = xai_voice.Timeouts(connect=2, send=0.5, first_audio=30, chunk_gap=30, completion=60)
     try:
-        async with xai_tts.Client(
+        async with xai_voice.Client(
             api_key="k" * 20, base_url=f"http://127.0.0.1:{port}/v1", timeouts=timeouts
         ) as client:
             start = time.monotonic()
-            with pytest.raises(xai_tts.XaiTimeoutError) as info:
+            with pytest.raises(xai_voice.XaiTimeoutError) as info:
                 async with client.stream() as utt:
                     for _ in range(4000):  # megabytes: the socket buffers fill up
                         await utt.send("lorem ipsum " * 1200)
@@ -242,7 +244,7 @@ async def test_an_idle_connection_keeps_nothing_of_its_last_utterance(emulator: 
 
     from livekit.agents.tts import AudioEmitter
 
-    from xai_tts.transport.inbox import Inbox
+    from xai_voice.transport.inbox import Inbox
 
     t = lk.TTS(api_key=emulator.api_key, base_url=emulator.url)
     try:

@@ -20,9 +20,9 @@ import psutil
 import pytest
 from livekit.agents import APIConnectOptions, APIError
 
-from livekit.plugins import xai_tts as lk
-from xai_tts.emulator import Fault, FaultKind, FaultPlan, FaultPoint
-from xai_tts.emulator.background import BackgroundEmulator
+from livekit.plugins import xai_voice as lk
+from xai_voice.emulator import Fault, FaultKind, FaultPlan, FaultPoint
+from xai_voice.emulator.background import BackgroundEmulator
 
 K, P = FaultKind, FaultPoint
 

@@ -12,14 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xai_tts.protocol import speedups
+from xai_voice.protocol import speedups
 
 
 def _stdlib_copy(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """A second instance of the module, loaded while the accelerators cannot be imported."""
     monkeypatch.setitem(sys.modules, "orjson", None)
     monkeypatch.setitem(sys.modules, "pybase64", None)
-    spec = importlib.util.find_spec("xai_tts.protocol.speedups")
+    spec = importlib.util.find_spec("xai_voice.protocol.speedups")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

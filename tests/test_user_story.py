@@ -1,11 +1,11 @@
-"""Written as a user of xai-tts writes tests for their agent: public API only, the
+"""Written as a user of xai-voice writes tests for their agent: public API only, the
 ``xai_emulator`` fixture by name (no conftest help).  docs/testing.md walks through it."""
 
 import pytest
 from livekit.agents import APIConnectOptions, APIStatusError, APITimeoutError
 
-import xai_tts
-from livekit.plugins import xai_tts as xai_lk
+import xai_voice
+from livekit.plugins import xai_voice as xai_lk
 
 
 async def say_with_livekit(tts, text):
@@ -36,7 +36,7 @@ async def test_the_agent_greets_with_the_right_voice(xai_emulator):
 
 @pytest.mark.xai_emulator(tone=True)
 async def test_the_bare_client_too(xai_emulator):
-    async with xai_tts.Client() as client:
+    async with xai_voice.Client() as client:
         audio = await client.speak("Your order has shipped.", voice="rex", language="en")
     [utterance] = await xai_emulator.wait_for_utterances(1)
     assert (utterance.text, utterance.voice, utterance.options["language"]) == (
@@ -70,8 +70,8 @@ async def test_a_refused_key_is_reported_not_retried(xai_emulator, monkeypatch):
         assert info.value.status_code == 401 and not info.value.retryable
     finally:
         await tts.aclose()
-    async with xai_tts.Client() as client:
-        with pytest.raises(xai_tts.XaiStatusError) as error:
+    async with xai_voice.Client() as client:
+        with pytest.raises(xai_voice.XaiStatusError) as error:
             await client.speak("Hello?")
         assert error.value.status == 401
     assert xai_emulator.utterances == []

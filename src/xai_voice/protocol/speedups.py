@@ -80,7 +80,7 @@ except ImportError:  # pragma: no cover - exercised when pybase64 is absent
         return base64.b64encode(data).decode("ascii")
 
 
-#: which accelerators are in use (shown by ``xai-tts --version`` and the benchmarks)
+#: which accelerators are in use (shown by ``xai-voice --version`` and the benchmarks)
 ACCELERATED: tuple[str, ...] = tuple(_accelerated)
 
 # binascii.Error is what both decoders raise; re-exported so callers need one import

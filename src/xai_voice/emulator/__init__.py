@@ -4,7 +4,7 @@ speech, and faults on demand.
 ::
 
     async with Emulator() as emu:                 # 127.0.0.1, a free port
-        client = xai_tts.Client(api_key=emu.api_key, base_url=emu.url)
+        client = xai_voice.Client(api_key=emu.api_key, base_url=emu.url)
         ...
         assert emu.utterances[0].text == "Hello."
         emu.fail_next("stall", at="mid_audio")

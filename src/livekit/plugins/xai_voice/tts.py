@@ -1,4 +1,4 @@
-"""The LiveKit face: livekit-agents' ``tts.TTS`` over the :mod:`xai_tts` engine.
+"""The LiveKit face: livekit-agents' ``tts.TTS`` over the :mod:`xai_voice` engine.
 
 The engine does the protocol, deadlines and pooling; this module maps them onto
 livekit's machinery: options, segments on the ``AudioEmitter``, metrics
@@ -29,9 +29,9 @@ from livekit.agents import (
 )
 from livekit.agents.types import NOT_GIVEN, NotGivenOr, TimedString
 
-import xai_tts
-from xai_tts.audio import alaw_decode, mulaw_decode
-from xai_tts.protocol import AudioChunk, Timestamps
+import xai_voice
+from xai_voice.audio import alaw_decode, mulaw_decode
+from xai_voice.protocol import AudioChunk, Timestamps
 
 from .log import logger
 from .models import TTSCodecs, TTSLanguages, TTSSampleRates, TTSVoices
@@ -39,15 +39,15 @@ from .models import TTSCodecs, TTSLanguages, TTSSampleRates, TTSVoices
 __all__ = ["TTS", "ChunkedStream", "SynthesizeStream"]
 
 
-def _to_livekit(exc: xai_tts.XaiTTSError) -> APIError:
+def _to_livekit(exc: xai_voice.XaiVoiceError) -> APIError:
     """One of livekit's errors for one of ours.  Ours never hold the API key, so chaining
     them is safe and keeps the detail in livekit's log line."""
-    if isinstance(exc, xai_tts.XaiStatusError):
+    if isinstance(exc, xai_voice.XaiStatusError):
         # livekit makes every 4xx but 408/429 non-retryable, as we do
         return APIStatusError(str(exc), status_code=exc.status, body=exc.body, retryable=exc.retryable)
-    if isinstance(exc, xai_tts.XaiTimeoutError):
+    if isinstance(exc, xai_voice.XaiTimeoutError):
         return APITimeoutError(str(exc))
-    if isinstance(exc, xai_tts.XaiConnectionError):
+    if isinstance(exc, xai_voice.XaiConnectionError):
         return APIConnectionError(str(exc))
     return APIError(str(exc), retryable=exc.retryable)
 
@@ -107,7 +107,7 @@ class TTS(tts.TTS[Any]):
         base_url: defaults to ``XAI_BASE_URL``, then ``https://api.x.ai/v1``.
         voice, language, codec, sample_rate, bit_rate, speed, optimize_streaming_latency,
             text_normalization, with_timestamps, replace: the service's options (see
-            :class:`xai_tts.TTSOptions`); validated here, so a typo fails at startup.
+            :class:`xai_voice.TTSOptions`); validated here, so a typo fails at startup.
             ``with_timestamps`` also turns on aligned transcripts.
         tokenizer: how pushed text is grouped before it is sent; None (the default)
             forwards text exactly as it is pushed, which gives the service the most
@@ -137,12 +137,12 @@ class TTS(tts.TTS[Any]):
         replace: Mapping[str, str] | None = None,
         tokenizer: tokenize.SentenceTokenizer | tokenize.WordTokenizer | None = None,
         http_session: aiohttp.ClientSession | None = None,
-        timeouts: xai_tts.Timeouts | None = None,
+        timeouts: xai_voice.Timeouts | None = None,
         max_connection_age: float = 1800.0,
         allow_insecure: bool = False,
     ) -> None:
         try:
-            opts = xai_tts.TTSOptions(
+            opts = xai_voice.TTSOptions(
                 voice=voice,
                 language=language,
                 codec=codec,
@@ -154,7 +154,7 @@ class TTS(tts.TTS[Any]):
                 with_timestamps=with_timestamps,
                 replace=replace,
             )
-        except xai_tts.OptionError as exc:
+        except xai_voice.OptionError as exc:
             raise ValueError(str(exc)) from None
         super().__init__(
             capabilities=tts.TTSCapabilities(streaming=True, aligned_transcript=with_timestamps),
@@ -166,7 +166,7 @@ class TTS(tts.TTS[Any]):
         self._timeouts = timeouts
         self._http_session = http_session
         self._own_session: aiohttp.ClientSession | None = None
-        self._client = xai_tts.Client(
+        self._client = xai_voice.Client(
             api_key,
             base_url,
             options=opts,
@@ -193,11 +193,11 @@ class TTS(tts.TTS[Any]):
         return "xAI"
 
     @property
-    def options(self) -> xai_tts.TTSOptions:
+    def options(self) -> xai_voice.TTSOptions:
         return self._opts
 
     @property
-    def client(self) -> xai_tts.Client:
+    def client(self) -> xai_voice.Client:
         """The engine underneath, for what livekit has no words for."""
         return self._client
 
@@ -212,7 +212,7 @@ class TTS(tts.TTS[Any]):
                 self._own_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
             return self._own_session
 
-    def _timeouts_for(self, conn_options: APIConnectOptions) -> xai_tts.Timeouts:
+    def _timeouts_for(self, conn_options: APIConnectOptions) -> xai_voice.Timeouts:
         if self._timeouts is not None:
             return self._timeouts
         t = conn_options.timeout
@@ -251,7 +251,7 @@ class TTS(tts.TTS[Any]):
         old = self._opts
         try:
             new = old.replace_with(**given)
-        except xai_tts.OptionError as exc:
+        except xai_voice.OptionError as exc:
             raise ValueError(str(exc)) from None
         self._opts = self._client.options = new
         if new.connection_key() != old.connection_key():
@@ -261,10 +261,10 @@ class TTS(tts.TTS[Any]):
     def prewarm(self) -> None:
         self._client.prewarm(self._opts)
 
-    async def list_voices(self) -> list[xai_tts.Voice]:
+    async def list_voices(self) -> list[xai_voice.Voice]:
         try:
             return await self._client.voices()
-        except xai_tts.XaiTTSError as exc:
+        except xai_voice.XaiVoiceError as exc:
             raise _to_livekit(exc) from exc
 
     def synthesize(
@@ -317,7 +317,7 @@ class ChunkedStream(tts.ChunkedStream):
                         output_emitter.push(decode(chunk.data))
                         pushed = True
             output_emitter.flush()
-        except xai_tts.XaiTTSError as exc:
+        except xai_voice.XaiVoiceError as exc:
             err = _to_livekit(exc)
             if pushed:
                 # livekit retries a chunked stream even after audio went out; a retry
@@ -361,7 +361,7 @@ class SynthesizeStream(tts.SynthesizeStream):
                     self._connection_reused = utt.connection_reused
                     first = False
                 more = await self._segment(utt, segments, output_emitter, decode)
-            except xai_tts.XaiTTSError as exc:
+            except xai_voice.XaiVoiceError as exc:
                 raise _to_livekit(exc) from exc
             finally:
                 # on any way out, a stream interrupted mid-segment is cleared (text.clear
@@ -398,7 +398,7 @@ class SynthesizeStream(tts.SynthesizeStream):
 
     async def _segment(
         self,
-        utt: xai_tts.Utterance,
+        utt: xai_voice.Utterance,
         segments: Any,
         emitter: tts.AudioEmitter,
         decode: Callable[[bytes], bytes],
@@ -453,8 +453,8 @@ class SynthesizeStream(tts.SynthesizeStream):
             if align:
                 emitter.push_timed_transcript(words.flush())
 
-        sender = loop.create_task(send(), name="xai-tts-lk-send")
-        receiver = loop.create_task(receive(), name="xai-tts-lk-receive")
+        sender = loop.create_task(send(), name="xai-voice-lk-send")
+        receiver = loop.create_task(receive(), name="xai-voice-lk-receive")
         try:
             await asyncio.wait((sender, receiver), return_when=asyncio.FIRST_EXCEPTION)
             for task in (receiver, sender):  # the receiver's error is the cause, if any

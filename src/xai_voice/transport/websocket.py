@@ -28,7 +28,7 @@ from ..errors import (
     XaiServerError,
     XaiStatusError,
     XaiTimeoutError,
-    XaiTTSError,
+    XaiVoiceError,
 )
 from ..options import TTSOptions
 from ..protocol import (
@@ -47,7 +47,7 @@ from .inbox import Inbox
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "WsConnection", "status_error"]
 
-logger = logging.getLogger("xai_tts")
+logger = logging.getLogger("xai_voice")
 
 #: Largest server frame accepted.  An audio.delta of 1 s of 48 kHz PCM is ~128 KiB of
 #: base64; 8 MiB leaves room for anything sane and stops a hostile server early.
@@ -57,7 +57,7 @@ _HINTS = {
     400: "the service rejected the request options",
     401: "the API key was refused; check XAI_API_KEY",
     403: "the API key is not allowed to use text-to-speech",
-    404: "unknown voice (list them with `xai-tts voices`)",
+    404: "unknown voice (list them with `xai-voice voices`)",
     408: "the service timed out reading the request",
     429: "too many concurrent sessions or requests (xAI allows 50 per team); retry later",
 }
@@ -100,10 +100,10 @@ class WsConnection:
         self._writes = 0
         self._inbox: Inbox | None = None
         self._updates: deque[asyncio.Future[None]] = deque()
-        self._failure: XaiTTSError | None = None
+        self._failure: XaiVoiceError | None = None
         self._watchdog = Watchdog(self._expired)
         self._closing: asyncio.Task[None] | None = None
-        self._reader = loop.create_task(self._read_loop(), name="xai-tts-ws-reader")
+        self._reader = loop.create_task(self._read_loop(), name="xai-voice-ws-reader")
 
     def __repr__(self) -> str:
         return f"<WsConnection {self.core.state.value} utterances={self.utterances}>"
@@ -160,7 +160,7 @@ class WsConnection:
     # -- state -----------------------------------------------------------------------
 
     @property
-    def failure(self) -> XaiTTSError | None:
+    def failure(self) -> XaiVoiceError | None:
         return self._failure
 
     @property
@@ -305,7 +305,7 @@ class WsConnection:
                     raise XaiConnectionError(
                         f"the service closed the connection during an utterance (code {code})"
                     )
-        except XaiTTSError as exc:
+        except XaiVoiceError as exc:
             # remote text (a frame preview, an error message) may echo anything back,
             # the key included
             exc.args = tuple(self._endpoint.scrub(a) if isinstance(a, str) else a for a in exc.args)
@@ -313,7 +313,7 @@ class WsConnection:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug or an aiohttp surprise: never leave a waiter
-            logger.debug("xai-tts reader failed", exc_info=True)
+            logger.debug("xai-voice reader failed", exc_info=True)
             self._fail(XaiConnectionError(f"connection failed: {type(exc).__name__}"))
 
     def _on_event(self, event: object) -> None:
@@ -338,7 +338,7 @@ class WsConnection:
             err = XaiServerError(f"the service reported an error: {self._endpoint.scrub(event.message)}")
             self._fail(err)
 
-    def _answer_update(self, exc: XaiTTSError | None) -> None:
+    def _answer_update(self, exc: XaiVoiceError | None) -> None:
         if self._updates:
             fut = self._updates.popleft()
             if not fut.done():
@@ -361,7 +361,7 @@ class WsConnection:
         }.get(phase, phase)
         self._fail(XaiTimeoutError(phase, seconds, f"no answer within {seconds:g} s while {what}"))
 
-    def _fail(self, exc: XaiTTSError, *, abort: bool = True) -> None:
+    def _fail(self, exc: XaiVoiceError, *, abort: bool = True) -> None:
         """Fail everything waiting on this connection, once.  The connection is dead:
         unless this is an orderly close, the socket is aborted at once, which also wakes
         a write stuck waiting to drain."""
@@ -395,7 +395,7 @@ class WsConnection:
     def close_soon(self) -> asyncio.Task[None]:
         """Start closing (idempotent); the returned task ends when the socket is closed."""
         if self._closing is None:
-            self._closing = asyncio.get_running_loop().create_task(self._close(), name="xai-tts-ws-close")
+            self._closing = asyncio.get_running_loop().create_task(self._close(), name="xai-voice-ws-close")
         return self._closing
 
     async def aclose(self) -> None:

@@ -2,7 +2,7 @@
 
 ::
 
-    XaiTTSError
+    XaiVoiceError
     ├── OptionError (also ValueError)      a bad option or input, caught before any I/O
     │   └── InsecureTransportError         a key would travel in clear text
     ├── XaiConnectionError                 could not connect, or the connection dropped
@@ -21,7 +21,7 @@ request headers, and with them the ``Authorization`` header).
 
 from __future__ import annotations
 
-from .protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError, XaiTTSError
+from .protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError, XaiVoiceError
 
 __all__ = [
     "InsecureTransportError",
@@ -32,8 +32,8 @@ __all__ = [
     "XaiConnectionError",
     "XaiServerError",
     "XaiStatusError",
-    "XaiTTSError",
     "XaiTimeoutError",
+    "XaiVoiceError",
     "redact",
 ]
 
@@ -45,7 +45,7 @@ def redact(text: str, secret: str | None) -> str:
     return text
 
 
-class OptionError(XaiTTSError, ValueError):
+class OptionError(XaiVoiceError, ValueError):
     """An option or input the service would refuse; raised before anything is sent."""
 
     def __init__(self, parameter: str, message: str) -> None:
@@ -58,13 +58,13 @@ class InsecureTransportError(OptionError):
     not this machine.  Pass ``allow_insecure=True`` to do it anyway."""
 
 
-class XaiConnectionError(XaiTTSError):
+class XaiConnectionError(XaiVoiceError):
     """The connection could not be made, or was lost."""
 
     retryable = True
 
 
-class XaiStatusError(XaiTTSError):
+class XaiStatusError(XaiVoiceError):
     """The service answered with an HTTP error status."""
 
     def __init__(self, status: int, message: str, *, body: str | None = None) -> None:
@@ -79,7 +79,7 @@ class XaiStatusError(XaiTTSError):
         return f"XaiStatusError(status={self.status}, message={str(self)!r})"
 
 
-class XaiTimeoutError(XaiTTSError):
+class XaiTimeoutError(XaiVoiceError):
     """A deadline passed.  ``phase`` says which one: ``connect``, ``send``,
     ``first_audio``, ``chunk_gap``, ``completion``, ``clear`` or ``request``."""
 
@@ -91,7 +91,7 @@ class XaiTimeoutError(XaiTTSError):
         self.seconds = seconds
 
 
-class XaiServerError(XaiTTSError):
+class XaiServerError(XaiVoiceError):
     """The service sent an ``error`` frame; the utterance in flight is lost.  Retried,
     on a new connection, because the documented cases (the ~2,100 s pipeline timeout)
     are transient."""

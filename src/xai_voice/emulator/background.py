@@ -48,7 +48,7 @@ class BackgroundEmulator:
             finally:
                 loop.close()
 
-        self._thread = threading.Thread(target=run, name="xai-tts-emulator", daemon=True)
+        self._thread = threading.Thread(target=run, name="xai-voice-emulator", daemon=True)
         self._thread.start()
         ready.result(timeout=30)
         return self

@@ -2,7 +2,7 @@
 
 ::
 
-    async with xai_tts.Client() as client:               # XAI_API_KEY, XAI_BASE_URL
+    async with xai_voice.Client() as client:               # XAI_API_KEY, XAI_BASE_URL
         async with client.stream(voice="ara") as utt:    # one utterance, over a pooled socket
             await utt.send("Hello from ")
             await utt.send("Grok.")
@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from .errors import LocalProtocolError, XaiConnectionError, XaiTTSError
+from .errors import LocalProtocolError, XaiConnectionError, XaiVoiceError
 from .options import TTSOptions, check_text
 from .protocol import AudioChunk
 from .transport import (
@@ -42,7 +42,7 @@ from .transport import (
 
 __all__ = ["Client", "Utterance"]
 
-logger = logging.getLogger("xai_tts")
+logger = logging.getLogger("xai_voice")
 
 
 class Client:
@@ -299,7 +299,7 @@ class Utterance:
                 await inbox.wait_ended()  # bounded by the clear deadline
             elif inbox.ending is None:
                 inbox.cleared()  # nothing was sent: nothing to clear
-        except XaiTTSError as exc:
+        except XaiVoiceError as exc:
             logger.debug("clear failed, dropping the connection: %s", exc)
         finally:
             if inbox.ending is None:  # interrupted mid-clear: the connection is unclean
@@ -321,7 +321,7 @@ class Utterance:
         while True:
             try:
                 chunk = await self._inbox.get()
-            except XaiTTSError:
+            except XaiVoiceError:
                 if await self._recover() != "failed":
                     continue
                 self._release()
@@ -411,13 +411,13 @@ class Utterance:
                     raise self._error()
                 try:
                     await op(conn)
-                except XaiTTSError:
+                except XaiVoiceError:
                     if await self._recover_locked() != "recovered":
                         raise
         except BaseException as exc:
             err = (
                 exc
-                if isinstance(exc, XaiTTSError)
+                if isinstance(exc, XaiVoiceError)
                 else XaiConnectionError(
                     f"sending was interrupted ({type(exc).__name__}); the utterance is lost"
                 )
@@ -426,10 +426,10 @@ class Utterance:
             self._release()
             raise
 
-    def _error(self) -> XaiTTSError:
+    def _error(self) -> XaiVoiceError:
         acquired = self._acquired
         err = self._inbox.error or (acquired.conn.failure if acquired is not None else None)
-        if isinstance(err, XaiTTSError):
+        if isinstance(err, XaiVoiceError):
             return err
         return XaiConnectionError("the utterance was closed")
 
@@ -471,7 +471,9 @@ class Utterance:
             if self._finished:
                 await conn.finish()
         except BaseException as exc:
-            err = exc if isinstance(exc, XaiTTSError) else XaiConnectionError("reconnecting was interrupted")
+            err = (
+                exc if isinstance(exc, XaiVoiceError) else XaiConnectionError("reconnecting was interrupted")
+            )
             inbox.fail(err)
             self._release()
             raise

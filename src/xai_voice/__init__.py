@@ -1,9 +1,9 @@
-"""xai-tts: xAI (Grok) text-to-speech for asyncio programs, LiveKit Agents and the shell.
+"""xai-voice: xAI (Grok) text-to-speech for asyncio programs, LiveKit Agents and the shell.
 
-The layers, each importing only those before it: :mod:`xai_tts.protocol` (sans-IO),
-:mod:`xai_tts.options` and :mod:`xai_tts.errors`, :mod:`xai_tts.transport` (aiohttp), and
-the faces: :class:`Client`, the ``xai-tts`` CLI and the LiveKit plugin.  The emulator
-(:mod:`xai_tts.emulator`) is built on the protocol layer alone.
+The layers, each importing only those before it: :mod:`xai_voice.protocol` (sans-IO),
+:mod:`xai_voice.options` and :mod:`xai_voice.errors`, :mod:`xai_voice.transport` (aiohttp), and
+the faces: :class:`Client`, the ``xai-voice`` CLI and the LiveKit plugin.  The emulator
+(:mod:`xai_voice.emulator`) is built on the protocol layer alone.
 """
 
 from .client import Client, Utterance
@@ -17,7 +17,7 @@ from .errors import (
     XaiServerError,
     XaiStatusError,
     XaiTimeoutError,
-    XaiTTSError,
+    XaiVoiceError,
 )
 from .options import CODECS, LANGUAGES, SAMPLE_RATES, VOICES, TTSOptions
 from .protocol import AudioChunk, Timestamps
@@ -45,7 +45,7 @@ __all__ = [
     "XaiConnectionError",
     "XaiServerError",
     "XaiStatusError",
-    "XaiTTSError",
     "XaiTimeoutError",
+    "XaiVoiceError",
     "__version__",
 ]

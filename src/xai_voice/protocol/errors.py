@@ -1,15 +1,15 @@
 """The root of the error hierarchy, and the protocol errors.
 
 They live in the protocol layer because the sans-IO core raises them and the core imports
-nothing below itself; :mod:`xai_tts.errors` builds the rest of the hierarchy on this base.
+nothing below itself; :mod:`xai_voice.errors` builds the rest of the hierarchy on this base.
 """
 
 from __future__ import annotations
 
-__all__ = ["LocalProtocolError", "ProtocolError", "RemoteProtocolError", "XaiTTSError"]
+__all__ = ["LocalProtocolError", "ProtocolError", "RemoteProtocolError", "XaiVoiceError"]
 
 
-class XaiTTSError(Exception):
+class XaiVoiceError(Exception):
     """Base of every error this package raises on purpose.
 
     Messages are written for the person reading the log: what happened and, where there
@@ -20,7 +20,7 @@ class XaiTTSError(Exception):
     retryable: bool = False
 
 
-class ProtocolError(XaiTTSError):
+class ProtocolError(XaiVoiceError):
     """A message broke the wire protocol (see PROTOCOL.md)."""
 
 

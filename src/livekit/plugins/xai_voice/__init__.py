@@ -1,7 +1,7 @@
 """xAI (Grok) text-to-speech for LiveKit Agents.
 
-``from livekit.plugins import xai_tts``; ``AgentSession(tts=xai_tts.TTS(voice="ara"))``.
-Built on the :mod:`xai_tts` engine: deadlines on every wait, pooled WebSockets, barge-in
+``from livekit.plugins import xai_voice``; ``AgentSession(tts=xai_voice.TTS(voice="ara"))``.
+Built on the :mod:`xai_voice` engine: deadlines on every wait, pooled WebSockets, barge-in
 with ``text.clear``, and no dependence on which task resumes first.
 """
 
@@ -26,10 +26,10 @@ __all__ = [
 ]
 
 
-class XaiTTSPlugin(Plugin):
+class XaiVoicePlugin(Plugin):
     def __init__(self) -> None:
         super().__init__(__name__, __version__, __package__, logger)
 
 
 if threading.current_thread() is threading.main_thread():  # livekit registers on the main thread only
-    Plugin.register_plugin(XaiTTSPlugin())
+    Plugin.register_plugin(XaiVoicePlugin())

@@ -13,7 +13,7 @@ from .connection import (
     State,
     UtteranceDone,
 )
-from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError, XaiTTSError
+from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError, XaiVoiceError
 from .messages import (
     MAX_DELTA_CHARS,
     AudioClear,
@@ -60,7 +60,7 @@ __all__ = [
     "TextDone",
     "Timestamps",
     "UtteranceDone",
-    "XaiTTSError",
+    "XaiVoiceError",
     "decode_client",
     "decode_server",
     "encode_client",

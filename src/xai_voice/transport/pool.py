@@ -25,7 +25,7 @@ from .websocket import WsConnection
 
 __all__ = ["Acquired", "ConnectionPool"]
 
-logger = logging.getLogger("xai_tts")
+logger = logging.getLogger("xai_voice")
 
 Connector = Callable[[], Coroutine[Any, Any, WsConnection]]
 
@@ -115,7 +115,7 @@ class ConnectionPool:
             self._close(conn)
         # the connect is a task the pool owns, so aclose() can stop it; cancelling
         # the caller cancels it too
-        task: asyncio.Task[WsConnection] = loop.create_task(connect(), name="xai-tts-connect")
+        task: asyncio.Task[WsConnection] = loop.create_task(connect(), name="xai-voice-connect")
         self._connecting.add(task)
         try:
             conn = await task
@@ -204,7 +204,7 @@ class ConnectionPool:
             self.connects += 1
             self.release(conn)
 
-        task = asyncio.get_running_loop().create_task(warm(), name="xai-tts-prewarm")
+        task = asyncio.get_running_loop().create_task(warm(), name="xai-voice-prewarm")
         self._prewarming.add(task)
         task.add_done_callback(self._prewarming.discard)
 

@@ -5,12 +5,12 @@ Fixtures:
 
 * ``xai_emulator`` — an emulator for one test.  ``XAI_BASE_URL`` and ``XAI_API_KEY`` point
   at it for the test's duration (restored after), so code that builds its client from
-  the environment (``xai_tts.Client()``, ``livekit.plugins.xai_tts.TTS()``) uses it
+  the environment (``xai_voice.Client()``, ``livekit.plugins.xai_voice.TTS()``) uses it
   unchanged.
 * ``xai_emulator_module`` — one emulator shared by a module's tests.
 
 Configure either with a marker: ``@pytest.mark.xai_emulator(tone=True, realtime=2.0)``
-(any :class:`~xai_tts.emulator.EmulatorConfig` field).
+(any :class:`~xai_voice.emulator.EmulatorConfig` field).
 """
 
 from __future__ import annotations

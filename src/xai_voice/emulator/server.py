@@ -47,7 +47,7 @@ from .render import MP3_AVAILABLE, Rendered, RenderRequest, apply_replace, rende
 
 __all__ = ["EmulatorConfig", "EmulatorServer", "UtteranceRecord"]
 
-logger = logging.getLogger("xai_tts.emulator")
+logger = logging.getLogger("xai_voice.emulator")
 
 _LANG_BY_LOWER = {lang.lower(): lang for lang in LANGUAGES}
 # IDLE faults that fire right after audio.done; the others fire when the idle connection
@@ -168,7 +168,7 @@ def parse_options(params: Mapping[str, Any], *, rest: bool) -> dict[str, Any]:
     if codec == "mp3" and not MP3_AVAILABLE:
         # the emulator's own limit, not the service's
         raise _Refused(400, "this emulator cannot encode mp3: install the 'lameenc' package "
-                       "(pip install 'xai-tts[mp3]')")  # fmt: skip
+                       "(pip install 'xai-voice[mp3]')")  # fmt: skip
     try:
         sample_rate = int(fmt.get("sample_rate") or 24000)
         bit_rate = int(fmt.get("bit_rate") or 128000)

@@ -1,4 +1,4 @@
-"""The ``xai-tts`` command: ``say``, ``voices``, ``emulate``.
+"""The ``xai-voice`` command: ``say``, ``voices``, ``emulate``.
 
 Expected failures (a bad option, a refused key, a timeout) print one line and exit
 non-zero; only a bug shows a traceback.
@@ -21,7 +21,7 @@ from typing import IO
 
 from .audio import wav_header
 from .client import Client
-from .errors import OptionError, XaiTTSError
+from .errors import OptionError, XaiVoiceError
 from .options import CODECS, LANGUAGES, SAMPLE_RATES, TTSOptions
 from .protocol.speedups import ACCELERATED
 from .version import __version__
@@ -52,12 +52,12 @@ class _Usage(Exception):
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="xai-tts",
+        prog="xai-voice",
         description="xAI (Grok) text-to-speech. Without XAI_API_KEY, `say` and `voices` use "
         "a local emulator with an offline voice.",
     )
-    speed = ", ".join(ACCELERATED) or "none: pip install 'xai-tts[fast]'"
-    p.add_argument("--version", action="version", version=f"xai-tts {__version__} (accelerators: {speed})")
+    speed = ", ".join(ACCELERATED) or "none: pip install 'xai-voice[fast]'"
+    p.add_argument("--version", action="version", version=f"xai-voice {__version__} (accelerators: {speed})")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     say.add_argument("text", help="the text, or - to read stdin")
     say.add_argument("-o", "--output", required=True, help="output file (.wav .mp3 .pcm .ulaw .alaw)")
     say.add_argument("--codec", choices=[*CODECS, "ulaw"], help="default: from the file extension")
-    say.add_argument("--voice", default="eve", help="voice id (see `xai-tts voices`); default eve")
+    say.add_argument("--voice", default="eve", help="voice id (see `xai-voice voices`); default eve")
     say.add_argument("--language", default="auto", help=f"one of: {' '.join(LANGUAGES)}")
     say.add_argument(
         "--rate", type=int, default=24000, help=f"sample rate: {' '.join(map(str, SAMPLE_RATES))}"
@@ -158,7 +158,7 @@ async def _client() -> AsyncIterator[Client]:
 
     async with Emulator() as emu:
         print(
-            f"xai-tts: XAI_API_KEY is not set; using the local emulator (offline espeak-ng "
+            f"xai-voice: XAI_API_KEY is not set; using the local emulator (offline espeak-ng "
             f"voice) at {emu.url}",
             file=sys.stderr,
         )
@@ -192,7 +192,7 @@ async def _say(args: argparse.Namespace) -> int:
     progress = _Progress(len(text) / _CHARS_PER_SECOND, show, sys.stderr)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".xai-tts-", dir=out.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=".xai-voice-", dir=out.parent)
     total = 0
     try:
         with os.fdopen(fd, "wb") as f:
@@ -258,7 +258,7 @@ async def _emulate(args: argparse.Namespace) -> int:
     )
     emu = Emulator(config, faults=plan, port=args.port)
     async with emu:
-        print(f"xai-tts emulator listening on {emu.url}", file=sys.stderr)
+        print(f"xai-voice emulator listening on {emu.url}", file=sys.stderr)
         print(f"export XAI_BASE_URL={emu.url} XAI_API_KEY={emu.api_key}", file=sys.stderr)
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.Event().wait()
@@ -275,16 +275,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(command(args))
     except (_Usage, OptionError) as exc:
-        print(f"xai-tts: {exc}", file=sys.stderr)
+        print(f"xai-voice: {exc}", file=sys.stderr)
         return 2
-    except XaiTTSError as exc:
-        print(f"xai-tts: error: {exc}", file=sys.stderr)
+    except XaiVoiceError as exc:
+        print(f"xai-voice: error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"xai-tts: error: {exc}", file=sys.stderr)
+        print(f"xai-voice: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("xai-tts: interrupted", file=sys.stderr)
+        print("xai-voice: interrupted", file=sys.stderr)
         return 130
 
 
