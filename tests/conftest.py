@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import psutil
 import pytest
@@ -27,19 +27,28 @@ def client_sockets(port: int) -> int:
     )
 
 
+async def eventually(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
+    """Wait (polling) until ``predicate()`` holds; fail the test if it does not in time."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not true within {timeout} s")
+        await asyncio.sleep(0.005)
+
+
 def our_tasks() -> list[asyncio.Task[object]]:
     return [t for t in asyncio.all_tasks() if t.get_name().startswith("xai-voice") and not t.done()]
 
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[Emulator]:
-    async with Emulator(tone=True) as emu:
+    async with Emulator(tone=True, keep_audio=True) as emu:
         yield emu
 
 
 @pytest.fixture
 async def speech_emulator() -> AsyncIterator[Emulator]:
-    async with Emulator() as emu:
+    async with Emulator(keep_audio=True) as emu:
         yield emu
 
 

@@ -101,7 +101,7 @@ def test_expected_failures_are_one_line(
 
 
 def test_refused_key_is_one_line(tmp_path: Path) -> None:
-    with BackgroundEmulator(tone=True) as emu:
+    with BackgroundEmulator(tone=True, keep_audio=True) as emu:
         r = run(
             "say", "hi", "-o", str(tmp_path / "x.wav"), env={"XAI_API_KEY": "wrong", "XAI_BASE_URL": emu.url}
         )

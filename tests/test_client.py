@@ -135,7 +135,7 @@ async def test_leading_whitespace_is_kept_with_the_text(client: xai_voice.Client
     assert emulator.utterances[0].text == "  hello"
 
 
-async def test_cancel_clears_and_reuses_the_connection(emulator: Emulator) -> None:
+async def test_cancel_clears_and_the_next_reply_starts_on_a_warm_replacement(emulator: Emulator) -> None:
     emulator.config.realtime = 1.0  # slow enough to interrupt
     async with xai_voice.Client(api_key=emulator.api_key, base_url=emulator.url, timeouts=FAST) as client:
         utt = client.stream()
@@ -146,11 +146,16 @@ async def test_cancel_clears_and_reuses_the_connection(emulator: Emulator) -> No
         await utt.cancel()
         assert utt.ending is xai_voice.transport.Ending.CLEARED
         assert [c async for c in utt] == []  # nothing leaks after the cancel
-        assert emulator.utterances[0].cleared
+        await emulator.server.wait_for(lambda: emulator.utterances[0].cleared, 2.0)
         emulator.config.realtime = 0.0
-        audio = await client.speak("Next one.")
+        nxt = client.stream()
+        await nxt.send("Next one.")
+        await nxt.finish()
+        audio = await nxt.read_all()
         assert audio == bytes(emulator.utterances[1].audio)  # no audio of the first leaked in
-        assert client.pool.connects == 1
+        # the cleared socket was closed, and its replacement (opened at the cancel) served
+        assert client.pool.replenished == 1 and client.pool.connects == 2
+        assert emulator.utterances[1].connection != emulator.utterances[0].connection
 
 
 async def test_concurrent_utterances_use_separate_connections(
@@ -183,14 +188,18 @@ async def test_the_pool_keeps_as_many_idle_connections_as_were_in_use(emulator: 
         assert client.pool.idle_count == 2
 
 
-async def test_the_idle_allowance_is_per_set_of_options(emulator: Emulator) -> None:
+async def test_the_idle_allowance_is_per_set_of_options_and_capped_across_them(emulator: Emulator) -> None:
     async with xai_voice.Client(
         api_key=emulator.api_key, base_url=emulator.url, max_idle_connections=1
     ) as client:
         await asyncio.gather(*(client.speak(f"Eve {i}.") for i in range(4)))
         await client.speak("Rex once.", voice="rex")
         await client.speak("Rex twice.", voice="rex")
-        assert client.pool.idle_count == 4 + 1  # rex's one use does not inherit eve's peak
+        # rex's one use does not inherit eve's peak of 4; and across all options no more
+        # sessions are held idle than were ever in use at once (4): eve's oldest is closed
+        keys = {conn.key.split("voice=")[1].split("&")[0] for q in client.pool._idle.values() for conn in q}
+        assert client.pool.idle_count == 4 and keys == {"eve", "rex"}
+        assert len(client.pool._idle[client.options.replace_with(voice="rex").connection_key()]) == 1
 
 
 async def test_a_zero_window_makes_max_idle_a_plain_cap(emulator: Emulator) -> None:

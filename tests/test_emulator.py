@@ -12,7 +12,7 @@ GOOD = {"language": "en", "voice": "eve", "codec": "pcm", "sample_rate": "24000"
 
 @pytest.mark.parametrize(("override", "status", "needle"), [
     ({"voice": "nobody"}, 404, "not found"),
-    ({"language": "xx"}, 400, "unsupported language"),
+    ({"language": "english!"}, 400, "unsupported language"),
     ({"language": None}, 400, "language is required"),
     ({"codec": "flac"}, 400, "unsupported codec"),
     ({"sample_rate": "12345"}, 400, "unsupported sample_rate"),

@@ -14,7 +14,7 @@ from livekit.agents.metrics import TTSMetrics
 from livekit.plugins import xai_voice as lk
 from xai_voice.emulator import Emulator, FaultKind, FaultPoint
 
-from .conftest import NO_RETRY, speak
+from .conftest import NO_RETRY, eventually, speak
 
 
 async def test_stream_delivers_exact_audio_and_one_final(plugin: lk.TTS, emulator: Emulator) -> None:
@@ -114,7 +114,7 @@ async def test_no_retry_after_partial_audio(plugin: lk.TTS, emulator: Emulator) 
     assert len(emulator.utterances) == 1
 
 
-async def test_interruption_clears_and_reuses(plugin: lk.TTS, emulator: Emulator) -> None:
+async def test_interruption_clears_and_the_next_turn_is_warm(plugin: lk.TTS, emulator: Emulator) -> None:
     emulator.config.realtime = 1.0
     stream = plugin.stream(conn_options=NO_RETRY)
     stream.push_text("A long answer the user talks over. " * 4)
@@ -124,9 +124,18 @@ async def test_interruption_clears_and_reuses(plugin: lk.TTS, emulator: Emulator
     await stream.aclose()  # what the agent does on barge-in
     await emulator.server.wait_for(lambda: emulator.utterances[0].cleared, 2)
     emulator.config.realtime = 0.0
-    audio, _finals, _ = await speak(plugin, "Next turn.")
+    await eventually(lambda: plugin.client.pool.idle_count == 1)
+    next_turn = plugin.stream(conn_options=NO_RETRY)
+    next_turn.push_text("Next turn.")
+    next_turn.end_input()
+    frames = [ev async for ev in next_turn]
+    await next_turn.aclose()
+    audio = b"".join(bytes(ev.frame.data) for ev in frames)
     assert audio == bytes(emulator.utterances[1].audio)  # nothing of the first leaked
-    assert emulator.connections_total == 1  # the cleared connection was reused
+    # the cleared connection was closed, not reused; a replacement opened at the barge-in
+    # served the next turn, warm
+    assert emulator.connections_total == 2 and next_turn._connection_reused
+    assert emulator.utterances[1].connection == 1
 
 
 async def test_stale_pooled_connection_is_replaced_silently(plugin: lk.TTS, emulator: Emulator) -> None:

@@ -25,8 +25,6 @@ EXPECTED: dict[FaultKind, type[APIError]] = {
     K.ERROR: APIError,
     K.DEADLINE: APIError,
     K.MALFORMED: APIError,
-    K.BINARY: APIError,
-    K.UNKNOWN_TYPE: APIError,
     K.OVERSIZED: APIError,
 }
 
@@ -52,6 +50,16 @@ async def test_fault_matrix(plugin: lk.TTS, emulator: Emulator, kind: FaultKind,
         with pytest.raises(EXPECTED[kind]):
             await speak(plugin, TEXT, conn_options=retry)
         assert len(emulator.utterances) == n + 1  # no second attempt
+
+
+@pytest.mark.parametrize("at", [P.BEFORE_AUDIO, P.MID_AUDIO, P.AFTER_AUDIO], ids=lambda p: p.value)
+@pytest.mark.parametrize("kind", [K.BINARY, K.UNKNOWN_TYPE], ids=lambda k: k.value)
+async def test_frames_we_do_not_understand_are_skipped(
+    plugin: lk.TTS, emulator: Emulator, kind: FaultKind, at: FaultPoint
+) -> None:
+    emulator.fail_next(kind, at)
+    audio, finals, _ = await speak(plugin, TEXT, conn_options=OPTS)
+    assert audio == bytes(emulator.utterances[-1].audio) and finals == 1
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 429, 500, 503])

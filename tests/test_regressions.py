@@ -135,8 +135,9 @@ async def test_aclose_during_connect_is_typed_and_clean(emulator: Emulator) -> N
     sender = asyncio.ensure_future(client.speak("Closing while connecting."))
     await asyncio.sleep(0)
     await client.aclose()
-    with pytest.raises(xai_voice.XaiConnectionError):
+    with pytest.raises(xai_voice.ClientClosedError) as info:
         await sender
+    assert not info.value.retryable  # a closed client is not a connection failure
     await asyncio.sleep(0.05)
     assert our_tasks() == []
     assert client_sockets(emulator.port) == 0

@@ -1,4 +1,4 @@
-"""xai-voice: xAI (Grok) text-to-speech for asyncio programs, LiveKit Agents and the shell.
+"""xai-voice: xAI (Grok) voice APIs for asyncio programs, LiveKit Agents and the shell.
 
 The layers, each importing only those before it: :mod:`xai_voice.protocol` (sans-IO),
 :mod:`xai_voice.options` and :mod:`xai_voice.errors`, :mod:`xai_voice.transport` (aiohttp), and
@@ -8,6 +8,8 @@ the faces: :class:`Client`, the ``xai-voice`` CLI and the LiveKit plugin.  The e
 
 from .client import Client, Utterance
 from .errors import (
+    CertificateError,
+    ClientClosedError,
     InsecureTransportError,
     LocalProtocolError,
     OptionError,
@@ -30,7 +32,9 @@ __all__ = [
     "SAMPLE_RATES",
     "VOICES",
     "AudioChunk",
+    "CertificateError",
     "Client",
+    "ClientClosedError",
     "InsecureTransportError",
     "LocalProtocolError",
     "OptionError",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import OptionError
+from .text import MAX_TEXT_CHARS, check_text
 
 __all__ = [
     "BIT_RATES",
@@ -49,8 +50,7 @@ BIT_RATES: tuple[int, ...] = (32000, 64000, 96000, 128000, 192000)
 SPEED_RANGE = (0.7, 1.5)
 LATENCY_LEVELS = (0, 1, 2)
 
-#: REST limits on the text and the pronunciation map.
-MAX_TEXT_CHARS = 15_000
+#: REST limits on the pronunciation map.
 MAX_REPLACE_ENTRIES = 200
 MAX_REPLACE_KEY_CHARS = 100
 MAX_REPLACE_VALUE_CHARS = 128
@@ -204,6 +204,17 @@ class TTSOptions:
             return float(self.sample_rate)
         return None
 
+    @property
+    def max_bytes_per_second(self) -> float:
+        """The most bytes a second of audio can take in this codec (for bounds)."""
+        if self.codec == "mp3":
+            return (self.bit_rate or max(BIT_RATES)) / 8.0
+        if self.codec == "wav":
+            return self.sample_rate * 2.0
+        rate = self.bytes_per_second
+        assert rate is not None
+        return rate
+
     def query(self) -> dict[str, str]:
         """The WebSocket query parameters.  These are fixed for a connection's life."""
         q = {
@@ -251,26 +262,3 @@ class TTSOptions:
         if self.replace:
             body["replace"] = dict(self.replace)
         return body
-
-
-def check_text(text: str, *, rest: bool = False) -> str:
-    """Refuse text the service cannot take: not a string, lone surrogates (which cannot be
-    encoded as UTF-8 on the wire), or, for REST, empty or over 15,000 characters."""
-    if not isinstance(text, str):
-        raise OptionError("text", f"must be a str, not {type(text).__name__}")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise OptionError(
-            "text", f"holds an unpaired surrogate at index {exc.start}; it cannot be sent as UTF-8"
-        ) from None
-    if rest:
-        if not text.strip():
-            raise OptionError("text", "is empty")
-        if len(text) > MAX_TEXT_CHARS:
-            raise OptionError(
-                "text",
-                f"has {len(text)} characters; one REST request takes at most {MAX_TEXT_CHARS} "
-                "(stream longer text over the WebSocket)",
-            )
-    return text

@@ -34,7 +34,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _config(node: Any) -> dict[str, Any]:
     marker = node.get_closest_marker("xai_emulator") if node is not None else None
-    return dict(marker.kwargs) if marker is not None else {}
+    config = dict(marker.kwargs) if marker is not None else {}
+    config.setdefault("keep_audio", True)  # a test compares audio; its emulator is short-lived
+    return config
 
 
 def _serve(kwargs: dict[str, Any]) -> Iterator[BackgroundEmulator]:

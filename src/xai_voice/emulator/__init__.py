@@ -17,11 +17,13 @@ from typing import Any
 
 from aiohttp import web
 
+from .app import CustomVoice, EmulatorConfig, EmulatorServer, make_server
 from .faults import Fault, FaultKind, FaultPlan, FaultPoint
-from .server import EmulatorConfig, EmulatorServer, UtteranceRecord
+from .records import UtteranceRecord
 
 __all__ = [
     "DEFAULT_KEY",
+    "CustomVoice",
     "Emulator",
     "EmulatorConfig",
     "Fault",
@@ -72,7 +74,7 @@ class Emulator:
     async def start(self) -> Emulator:
         if self._runner is not None:
             return self
-        self._server = EmulatorServer(self._config, self._plan)
+        self._server = make_server(self._config, self._plan)
         runner = web.AppRunner(self._server.app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -126,12 +128,17 @@ class Emulator:
 
     @property
     def utterances(self) -> list[UtteranceRecord]:
-        """Every utterance heard so far, in the order its first text arrived."""
-        return self.server.utterances
+        """Every utterance heard so far (at most ``max_records``, the latest), in the order
+        its first text arrived."""
+        return list(self.server.utterances)
 
     @property
     def completed(self) -> list[UtteranceRecord]:
         return [u for u in self.server.utterances if u.completed]
+
+    def add_custom_voice(self, name: str, **kwargs: Any) -> str:
+        """A custom voice, as if your team had cloned one; returns its id."""
+        return self.server.add_custom_voice(name, **kwargs)
 
     @property
     def connections_total(self) -> int:
@@ -147,8 +154,13 @@ class Emulator:
         """Inject one fault (``times=1`` unless given): ``fail_next("stall", at="mid_audio")``,
         ``fail_next("refuse", at="upgrade", status=401)``."""
         kind = FaultKind(kind)
-        if kind is FaultKind.REFUSE and at == FaultPoint.BEFORE_AUDIO:
-            at = FaultPoint.UPGRADE
+        if at == FaultPoint.BEFORE_AUDIO:
+            at = {
+                FaultKind.REFUSE: FaultPoint.UPGRADE,
+                FaultKind.DRIP: FaultPoint.UPGRADE,
+                FaultKind.STALE_AUDIO: FaultPoint.CLEAR,
+                FaultKind.SILENT: FaultPoint.IDLE,
+            }.get(kind, at)
         return self._plan.add(Fault(kind, FaultPoint(at), **kwargs))
 
     async def wait_for_utterances(self, n: int, *, timeout: float = 10.0) -> list[UtteranceRecord]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from . import Emulator
 from .faults import Fault, FaultKind, FaultPoint
-from .server import UtteranceRecord
+from .records import UtteranceRecord
 
 __all__ = ["BackgroundEmulator"]
 

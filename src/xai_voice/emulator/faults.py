@@ -45,6 +45,16 @@ class FaultKind(str, Enum):
     OVERSIZED = "oversized"
     #: the service's ~2,100 s connection deadline: an error frame, then close
     DEADLINE = "deadline"
+    #: audio.delta frames of a cleared utterance after its audio.clear (at ``clear``;
+    #: ``seconds`` after the audio.clear, 0 for at once)
+    STALE_AUDIO = "stale_audio"
+    #: the connection goes silent while idle: no FIN, no RST, no pong, nothing (a NAT or
+    #: proxy that dropped it)
+    SILENT = "silent"
+    #: audio forever, never audio.done (stops by itself after ``seconds``)
+    ENDLESS = "endless"
+    #: REST: the response headers dripped a byte every ``seconds``
+    DRIP = "drip"
 
 
 class FaultPoint(str, Enum):
@@ -58,22 +68,31 @@ class FaultPoint(str, Enum):
     AFTER_AUDIO = "after_audio"
     #: the connection is idle after ``audio.done``: fires when the client next uses it
     #: (so a pooled connection dies exactly when it is reused); AUDIO_AFTER_DONE,
-    #: DONE_WITHOUT_UTTERANCE and DEADLINE fire right after ``audio.done`` instead
+    #: DONE_WITHOUT_UTTERANCE, DEADLINE and SILENT fire right after ``audio.done`` instead
     IDLE = "idle"
+    #: a ``text.clear`` arrived (STALE_AUDIO)
+    CLEAR = "clear"
+    #: a ``session.update`` arrived: STALL leaves it unanswered, ERROR refuses it
+    SESSION_UPDATE = "session_update"
 
 
 #: the kinds that make sense at each point
-_ALL = set(FaultPoint)
+_UTTERANCE = {FaultPoint.BEFORE_AUDIO, FaultPoint.MID_AUDIO, FaultPoint.AFTER_AUDIO, FaultPoint.IDLE}
 _ALLOWED: dict[FaultKind, set[FaultPoint]] = {
     FaultKind.REFUSE: {FaultPoint.UPGRADE},
-    FaultKind.STALL: _ALL,
-    FaultKind.DROP: _ALL,
+    FaultKind.STALL: _UTTERANCE | {FaultPoint.UPGRADE, FaultPoint.SESSION_UPDATE},
+    FaultKind.DROP: _UTTERANCE | {FaultPoint.UPGRADE},
+    FaultKind.ERROR: _UTTERANCE | {FaultPoint.SESSION_UPDATE},
     FaultKind.INSTANT_DONE: {FaultPoint.BEFORE_AUDIO},
     FaultKind.SLOW_READ: {FaultPoint.BEFORE_AUDIO},
     FaultKind.AUDIO_AFTER_DONE: {FaultPoint.IDLE},
     FaultKind.DONE_WITHOUT_UTTERANCE: {FaultPoint.IDLE},
+    FaultKind.STALE_AUDIO: {FaultPoint.CLEAR},
+    FaultKind.SILENT: {FaultPoint.IDLE},
+    FaultKind.ENDLESS: {FaultPoint.BEFORE_AUDIO, FaultPoint.MID_AUDIO},
+    FaultKind.DRIP: {FaultPoint.UPGRADE},
 }
-_WS_POINTS = {p for p in FaultPoint if p is not FaultPoint.UPGRADE}
+_WS_POINTS = _UTTERANCE
 
 
 @dataclass
@@ -88,7 +107,9 @@ class Fault:
             life in the order their first text arrived); None: any.
         probability: chance of firing at each match (seeded by the plan), for soaks.
         status: the HTTP status for REFUSE.
-        seconds: how long a STALL lasts, or the delay per frame for SLOW_READ.
+        seconds: how long a STALL lasts; the delay per frame for SLOW_READ, per byte for
+            DRIP; how late STALE_AUDIO comes after the audio.clear; how long ENDLESS
+            audio goes on.
     """
 
     kind: FaultKind
@@ -109,26 +130,42 @@ class Fault:
                 f"fault {self.kind.value} cannot happen at {self.at.value}; allowed: "
                 + ", ".join(sorted(p.value for p in allowed))
             )
-        if self.kind is FaultKind.SLOW_READ and self.seconds == 3600.0:
-            self.seconds = 0.05
+        if self.seconds == 3600.0:
+            self.seconds = {
+                FaultKind.SLOW_READ: 0.05,
+                FaultKind.STALE_AUDIO: 0.0,
+                FaultKind.ENDLESS: 60.0,
+                FaultKind.DRIP: 1.0,
+            }.get(self.kind, self.seconds)
 
     @classmethod
     def parse(cls, spec: str) -> Fault:
         """``kind[@point][*N|*][:status]``: ``stall@mid_audio``, ``refuse:401``,
-        ``drop@idle*2`` (twice), ``error@mid_audio*`` (every time).  For the CLI."""
+        ``drop@idle*2`` (twice), ``error@mid_audio*`` (every time).  For the CLI; raises
+        ValueError naming what is wrong."""
         spec = spec.strip()
         status = 503
         times: int | None = 1
         if ":" in spec:
             spec, status_s = spec.rsplit(":", 1)
+            if not status_s.strip().isdigit() or not 100 <= int(status_s) <= 599:
+                raise ValueError(f"{status_s!r} is not an HTTP status (100 to 599)")
             status = int(status_s)
         if "*" in spec:
             spec, n = spec.split("*", 1)
+            if n.strip() and not n.strip().isdigit():
+                raise ValueError(f"{n!r} is not a number of times")
             times = int(n) if n.strip() else None
         kind, _, at = spec.strip().partition("@")
         kind = kind.strip()
+        if kind not in {k.value for k in FaultKind}:
+            raise ValueError(f"unknown fault {kind!r}; kinds: {', '.join(k.value for k in FaultKind)}")
         if not at:
-            at = "upgrade" if kind == "refuse" else "before_audio"
+            at = {"refuse": "upgrade", "drip": "upgrade", "stale_audio": "clear", "silent": "idle"}.get(
+                kind, "before_audio"
+            )
+        if at.strip() not in {p.value for p in FaultPoint}:
+            raise ValueError(f"unknown point {at!r}; points: {', '.join(p.value for p in FaultPoint)}")
         return cls(FaultKind(kind), FaultPoint(at.strip()), times=times, status=status)
 
 

@@ -1,22 +1,26 @@
-"""Text -> the audio chunks (and timestamps) the emulator sends, in the asked codec.
+"""Text -> the audio chunks and character timings the emulator sends, in the asked codec.
 
 Blocking and pure apart from the shared espeak instance; the server runs it in a worker
 thread, or inline when a fault asks for an instant answer.
+
+Timings are kept per spoken character (speech tags are voiced but not timed: they are not
+words a caption should show).  How they travel is the session's choice
+(:func:`timed_frames`): in batches decoupled from the audio, as xAI sends them, or one
+batch per audio chunk.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+import random
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..audio import Int16Array, alaw_encode, mulaw_encode, resample, wav_header
-from ..protocol import Timestamps
-from .speech import ESPEAK_RATE, Espeak, Speech, WordTiming, speak_tone, split_tags, voice_for
+from ..protocol.tts import Timestamps
+from .speech import ESPEAK_RATE, Espeak, Noise, Speech, Voiced, speak_tone, split_tags, voice_for
 
-__all__ = ["MP3_AVAILABLE", "Rendered", "apply_replace", "render"]
+__all__ = ["MP3_AVAILABLE", "RenderRequest", "Rendered", "render", "timed_frames"]
 
 try:
     import lameenc
@@ -39,29 +43,24 @@ class RenderRequest:
     tone: bool = False
     tone_char_seconds: float = 0.06
     chunk_ms: int = 100
+    #: seconds of this utterance already sent (a later phrase continues its timeline)
+    offset: float = 0.0
+    #: start a WAV stream (the first piece of a wav utterance)
+    wav_header: bool = True
 
 
 @dataclass(frozen=True)
 class Rendered:
     chunks: tuple[bytes, ...]
-    timestamps: tuple[Timestamps | None, ...]
     #: seconds of audio per chunk (for pacing)
     chunk_seconds: float
     duration: float
+    #: every spoken character with its (start, end), offset applied
+    chars: tuple[tuple[str, float, float], ...] = ()
 
     @property
     def audio(self) -> bytes:
         return b"".join(self.chunks)
-
-
-def apply_replace(text: str, replace: Mapping[str, str]) -> str:
-    """The pronunciation map: whole words, case-insensitive, longest key first."""
-    if not replace:
-        return text
-    keys = sorted(replace, key=len, reverse=True)
-    lookup = {k.casefold(): v for k, v in replace.items()}
-    pattern = re.compile(r"(?<!\w)(" + "|".join(re.escape(k) for k in keys) + r")(?!\w)", re.I)
-    return pattern.sub(lambda m: lookup.get(m.group(0).casefold(), m.group(0)), text)
 
 
 def _speak(req: RenderRequest) -> tuple[Int16Array, str, list[tuple[int, int, float, float]]]:
@@ -76,27 +75,37 @@ def _speak(req: RenderRequest) -> tuple[Int16Array, str, list[tuple[int, int, fl
             pieces.append(np.zeros(int(piece * rate), dtype=np.int16))
             t += piece
             continue
-        if req.tone:
-            speech = speak_tone(piece, req.voice, rate, speed=req.speed, char_seconds=req.tone_char_seconds)
-            pcm = speech.pcm
-        else:
-            espeak_voice, pitch = voice_for(req.voice, req.language)
-            speech = Espeak.get().synthesize(piece, espeak_voice, pitch=pitch, speed=req.speed)
-            pcm = resample(speech.pcm, ESPEAK_RATE, rate)
+        if isinstance(piece, Noise):
+            pcm = piece.pcm(rate)
+            pieces.append(pcm)
+            t += len(pcm) / rate
+            continue
+        speech = _voice(piece.text if isinstance(piece, Voiced) else piece, req)
+        pcm = speech.pcm if req.tone else resample(speech.pcm, ESPEAK_RATE, rate)
         seconds = len(pcm) / rate
-        words.extend(_word_spans(speech, len(spoken), t, seconds))
-        spoken += piece
+        if isinstance(piece, str):  # a voiced tag is heard, not timed
+            words.extend(_word_spans(speech, len(spoken), t, seconds))
+            spoken += piece
         pieces.append(pcm)
         t += seconds
     pcm_all = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int16)
     return pcm_all, spoken, words
 
 
+def _voice(piece: str, req: RenderRequest) -> Speech:
+    if req.tone:
+        return speak_tone(
+            piece, req.voice, req.sample_rate, speed=req.speed, char_seconds=req.tone_char_seconds
+        )
+    espeak_voice, pitch = voice_for(req.voice, req.language)
+    return Espeak.get().synthesize(piece, espeak_voice, pitch=pitch, speed=req.speed)
+
+
 def _word_spans(
     speech: Speech, offset: int, t0: float, seconds: float
 ) -> list[tuple[int, int, float, float]]:
     out = []
-    ws: tuple[WordTiming, ...] = speech.words
+    ws = speech.words
     for i, w in enumerate(ws):
         end = ws[i + 1].seconds if i + 1 < len(ws) else seconds
         out.append((offset + w.start, w.length, t0 + w.seconds, t0 + max(end, w.seconds)))
@@ -155,20 +164,71 @@ def render(req: RenderRequest) -> Rendered:
                 chunks.append(alaw_encode(seg))
             else:
                 chunks.append(seg.tobytes())
-        if req.codec == "wav":
+        if req.codec == "wav" and req.wav_header:
             chunks[0] = wav_header(rate, len(pcm) * 2) + chunks[0]
 
-    stamps: list[Timestamps | None] = [None] * len(chunks)
+    chars: tuple[tuple[str, float, float], ...] = ()
     if req.with_timestamps and spoken:
-        times = _char_times(spoken, words, duration)
-        buckets: list[list[int]] = [[] for _ in chunks]
-        for i, (t0, _) in enumerate(times):
-            k = min(len(chunks) - 1, int(t0 / chunk_seconds)) if chunk_seconds else 0
-            buckets[k].append(i)
-        for k, idx in enumerate(buckets):
-            stamps[k] = Timestamps(
-                tuple(spoken[i] for i in idx),
-                tuple((round(times[i][0], 4), round(times[i][1], 4)) for i in idx),
-                round(min(chunk_seconds, max(0.0, duration - k * chunk_seconds)), 4),
-            )
-    return Rendered(tuple(chunks), tuple(stamps), chunk_seconds, duration)
+        off = req.offset
+        chars = tuple(
+            (c, round(off + t0, 4), round(off + t1, 4))
+            for c, (t0, t1) in zip(spoken, _char_times(spoken, words, duration), strict=True)
+        )
+    return Rendered(tuple(chunks), chunk_seconds, duration, chars)
+
+
+def _stamps(chars: list[tuple[str, float, float]]) -> Timestamps:
+    return Timestamps(tuple(c for c, _, _ in chars), tuple((a, b) for _, a, b in chars))
+
+
+def timed_frames(
+    rendered: Rendered, *, mode: str, seed: int, batch_seconds: float = 1.5
+) -> list[tuple[bytes, Timestamps | None]]:
+    """The frames to send for ``rendered``: (audio, timings), either may be empty.
+
+    ``per_chunk``: each chunk carries the timings of the characters that start in it.
+    ``batched`` (as xAI does): timings go in batches covering ``batch_seconds`` of audio,
+    each one placed, by a seeded draw, before the audio it covers (in a timing-only
+    frame), with its last chunk, or after it (in a timing-only frame following the next
+    chunk): a client must get every word right whichever comes first.
+    """
+    chunks = rendered.chunks
+    frames: list[tuple[bytes, Timestamps | None]] = [(c, None) for c in chunks]
+    if not rendered.chars:
+        return frames
+    step = rendered.chunk_seconds or 1.0
+    offset = rendered.chars[0][1] if rendered.chars else 0.0
+    offset -= offset % step if step else 0.0
+
+    def chunk_of(t: float) -> int:
+        return min(len(chunks) - 1, max(0, int((t - offset) / step)))
+
+    if mode == "per_chunk":
+        buckets: list[list[tuple[str, float, float]]] = [[] for _ in chunks]
+        for ch in rendered.chars:
+            buckets[chunk_of(ch[1])].append(ch)
+        return [(c, _stamps(b) if b else None) for c, b in zip(chunks, buckets, strict=True)]
+    rng = random.Random(seed)
+    per_batch = max(1, int(batch_seconds / step))
+    groups: dict[int, list[tuple[str, float, float]]] = {}
+    for ch in rendered.chars:
+        groups.setdefault(chunk_of(ch[1]) // per_batch, []).append(ch)
+    # inserts: position in the chunk list (before index) -> timing-only frames
+    before: dict[int, list[Timestamps]] = {}
+    attached: dict[int, Timestamps] = {}
+    for g, chars in sorted(groups.items()):
+        first = g * per_batch
+        last = min(len(chunks) - 1, first + per_batch - 1)
+        where = rng.choice(("before", "with", "after"))
+        if where == "before":
+            before.setdefault(first, []).append(_stamps(chars))
+        elif where == "with" and last not in attached:
+            attached[last] = _stamps(chars)
+        else:
+            before.setdefault(min(len(chunks), last + 2), []).append(_stamps(chars))
+    out: list[tuple[bytes, Timestamps | None]] = []
+    for i, c in enumerate(chunks):
+        out.extend((b"", ts) for ts in before.get(i, ()))
+        out.append((c, attached.get(i)))
+    out.extend((b"", ts) for ts in before.get(len(chunks), ()))
+    return out

@@ -20,7 +20,17 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["ESPEAK_RATE", "Espeak", "Speech", "WordTiming", "speak_tone", "split_tags", "voice_for"]
+__all__ = [
+    "ESPEAK_RATE",
+    "Espeak",
+    "Noise",
+    "Speech",
+    "Voiced",
+    "WordTiming",
+    "speak_tone",
+    "split_tags",
+    "voice_for",
+]
 
 Int16Array = npt.NDArray[np.int16]
 
@@ -76,7 +86,11 @@ _LANGUAGE_VOICES = {
 def voice_for(voice: str, language: str) -> tuple[str, int]:
     """(espeak voice name, pitch) for an xAI voice and language.  Custom voice ids get a
     stable variant picked from their name."""
-    base = _LANGUAGE_VOICES.get(language, "en-us")
+    base = (
+        _LANGUAGE_VOICES.get(language)
+        or _LANGUAGE_VOICES.get(language.split("-")[0].lower())
+        or language.split("-")[0].lower()  # espeak knows many; an unknown one falls back to en-us
+    )
     variant, pitch = (
         _VARIANTS.get(voice.lower()) or list(_VARIANTS.values())[sum(map(ord, voice)) % len(_VARIANTS)]
     )
@@ -200,21 +214,74 @@ def speak_tone(
 # -- speech tags ------------------------------------------------------------------------
 
 _PAUSES = {"pause": 0.35, "long-pause": 1.0}
+#: inline tags voiced as words espeak can say
+_VOCAL = {
+    "laugh": "ha ha ha",
+    "chuckle": "heh heh",
+    "giggle": "hee hee hee",
+    "cry": "boo hoo",
+    "hum-tune": "hmm hmm hmmm",
+}
+#: inline tags voiced as a noise: (kind, seconds)
+_NOISES = {
+    "breath": ("breath", 0.35),
+    "inhale": ("breath", 0.35),
+    "exhale": ("breath", 0.4),
+    "sigh": ("breath", 0.6),
+    "tsk": ("click", 0.12),
+    "tongue-click": ("click", 0.1),
+    "lip-smack": ("click", 0.1),
+}
 _TAG = re.compile(r"\[([a-z-]+)\]|</?([a-z-]+)>")
 
 
-def split_tags(text: str) -> list[str | float]:
-    """Text pieces and pause lengths: ``[pause]`` and ``[long-pause]`` become silence,
-    other inline tags (``[laugh]``) and wrapping tags (``<whisper>``) are dropped, since
-    espeak would read them aloud."""
-    out: list[str | float] = []
+@dataclass(frozen=True)
+class Noise:
+    """A non-speech sound for an inline tag: ``breath`` (shaped noise) or ``click``."""
+
+    kind: str
+    seconds: float
+
+    def pcm(self, sample_rate: int) -> Int16Array:
+        n = int(self.seconds * sample_rate)
+        rng = np.random.default_rng(len(self.kind) * 7919 + n)  # the same sound every time
+        if self.kind == "click":
+            out = np.zeros(n, dtype=np.float64)
+            k = max(1, sample_rate // 500)
+            out[:k] = rng.uniform(-1, 1, k) * np.linspace(1, 0, k)
+            click: Int16Array = (out * 12000).astype(np.int16)
+            return click
+        envelope = np.sin(np.linspace(0, np.pi, n)) ** 2
+        breath: Int16Array = (rng.normal(0, 0.25, n) * envelope * 6000).astype(np.int16)
+        return breath
+
+
+@dataclass(frozen=True)
+class Voiced:
+    """An inline tag voiced as words (``[laugh]`` -> "ha ha ha"): heard, but not part of
+    the text a caption shows, so not timed."""
+
+    text: str
+
+
+def split_tags(text: str) -> list[str | float | Noise | Voiced]:
+    """Text pieces, pause lengths and noises.  ``[pause]`` and ``[long-pause]`` become
+    silence; ``[laugh]`` and its kin are voiced as words (``ha ha ha``); breaths and clicks
+    become noises; wrapping tags (``<whisper>``) are dropped, since espeak would read them
+    aloud.  A reply made only of tags still makes a sound, as the service's would."""
+    out: list[str | float | Noise | Voiced] = []
     pos = 0
     for m in _TAG.finditer(text):
         if m.start() > pos:
             out.append(text[pos : m.start()])
-        pause = _PAUSES.get(m.group(1) or "")
-        if pause:
-            out.append(pause)
+        name = m.group(1) or ""
+        if name in _PAUSES:
+            out.append(_PAUSES[name])
+        elif name in _VOCAL:
+            out.append(Voiced(_VOCAL[name]))
+        elif name in _NOISES:
+            kind, seconds = _NOISES[name]
+            out.append(Noise(kind, seconds))
         else:
             out.append(" ")
         pos = m.end()

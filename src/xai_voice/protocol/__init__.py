@@ -1,69 +1,19 @@
-"""The sans-IO layer: messages, their encoding, and the client connection's state machine.
+"""The sans-IO layer: each service's messages, their encoding, and the client connection's
+state machine (:mod:`.tts`; speech to text beside it), with the errors they raise.
 
 Nothing here imports asyncio or aiohttp, so every rule can be tested without a network.
 """
 
-from .connection import (
-    AudioChunk,
-    Cleared,
-    ClientConnection,
-    Event,
-    ServerError,
-    SessionRejected,
-    State,
-    UtteranceDone,
-)
+from . import tts
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError, XaiVoiceError
-from .messages import (
-    MAX_DELTA_CHARS,
-    AudioClear,
-    AudioDelta,
-    AudioDone,
-    ClientMessage,
-    ErrorMessage,
-    ServerMessage,
-    SessionUpdate,
-    SessionUpdated,
-    TextClear,
-    TextDelta,
-    TextDone,
-    Timestamps,
-    decode_client,
-    decode_server,
-    encode_client,
-    encode_server,
-    split_text,
-)
+from .tts import AudioChunk, Timestamps
 
 __all__ = [
-    "MAX_DELTA_CHARS",
     "AudioChunk",
-    "AudioClear",
-    "AudioDelta",
-    "AudioDone",
-    "Cleared",
-    "ClientConnection",
-    "ClientMessage",
-    "ErrorMessage",
-    "Event",
     "LocalProtocolError",
     "ProtocolError",
     "RemoteProtocolError",
-    "ServerError",
-    "ServerMessage",
-    "SessionRejected",
-    "SessionUpdate",
-    "SessionUpdated",
-    "State",
-    "TextClear",
-    "TextDelta",
-    "TextDone",
     "Timestamps",
-    "UtteranceDone",
     "XaiVoiceError",
-    "decode_client",
-    "decode_server",
-    "encode_client",
-    "encode_server",
-    "split_text",
+    "tts",
 ]

@@ -18,6 +18,8 @@ class XaiVoiceError(Exception):
 
     #: Whether the same request may succeed if simply tried again.
     retryable: bool = False
+    #: The service's id for the request, when it gave one: what xAI support asks for.
+    trace_id: str | None = None
 
 
 class ProtocolError(XaiVoiceError):

@@ -1,26 +1,37 @@
-"""I/O: aiohttp WebSockets and REST, deadlines, and the connection pool."""
+"""I/O: aiohttp WebSockets and REST, deadlines, the connection pool, and one utterance
+over a pooled connection."""
 
-from .deadlines import Timeouts, Watchdog
+from .deadlines import DeadlinePassed, Timeouts, Watchdog, dispose_later, within
 from .endpoint import DEFAULT_BASE_URL, Endpoint, is_loopback
+from .http import Service, new_session, proxy_from_environment, status_error
 from .inbox import Ending, Inbox
 from .pool import Acquired, ConnectionPool
 from .rest import RestSynthesis, Voice, list_voices
-from .websocket import DEFAULT_MAX_MESSAGE_BYTES, WsConnection, status_error
+from .utterance import MapSupport, Utterance
+from .websocket import DEFAULT_MAX_MESSAGE_BYTES, WsConnection
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_MESSAGE_BYTES",
     "Acquired",
     "ConnectionPool",
+    "DeadlinePassed",
     "Ending",
     "Endpoint",
     "Inbox",
+    "MapSupport",
     "RestSynthesis",
+    "Service",
     "Timeouts",
+    "Utterance",
     "Voice",
     "Watchdog",
     "WsConnection",
+    "dispose_later",
     "is_loopback",
     "list_voices",
+    "new_session",
+    "proxy_from_environment",
     "status_error",
+    "within",
 ]

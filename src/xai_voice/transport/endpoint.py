@@ -58,12 +58,17 @@ class Endpoint:
             raise InsecureTransportError(
                 "base_url",
                 f"{url!r} is plain http to a host that is not this machine; the API key would "
-                "travel unencrypted. Use https, or pass allow_insecure=True if you mean it",
+                "travel unencrypted. Use https, or allow it explicitly (allow_insecure=True; "
+                "for the CLI, --allow-insecure or XAI_ALLOW_INSECURE=1) if you mean it",
             )
         return cls(url, key)
 
     def __repr__(self) -> str:
         return f"Endpoint(base_url={self.base_url!r})"
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base_url).hostname or ""
 
     @property
     def headers(self) -> dict[str, str]:

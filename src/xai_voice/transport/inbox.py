@@ -5,8 +5,11 @@ costs an append and, only when the consumer is already waiting, one ``set_result
 terminal state (done, cleared or failed) is set once and seen by every later read, so a
 consumer that arrives late still gets the ending instead of waiting for it.
 
-Buffering is bounded: past ``high_water`` bytes the reader stops reading the socket until
-the consumer catches up, so a fast server and a slow consumer cannot exhaust memory.
+Memory is bounded twice.  Past ``high_water`` buffered bytes the reader stops reading the
+socket until the consumer catches up, so a fast server and a slow consumer cannot exhaust
+memory.  And an utterance may bring at most ``limit`` bytes in all (the caller raises it
+as text is sent): a server that never ends an utterance fails it with a typed error,
+whether the audio is buffered here or handed on to a sink that buffers it elsewhere.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from collections import deque
 from collections.abc import Callable
 from enum import Enum
 
-from ..protocol import AudioChunk
+from ..errors import RemoteProtocolError
+from ..protocol.tts import AudioChunk
 
 __all__ = ["Ending", "Inbox"]
 
@@ -39,11 +43,12 @@ class Inbox:
         "ending",
         "error",
         "high_water",
+        "limit",
         "sink",
         "trace_id",
     )
 
-    def __init__(self, high_water: int = 32 * 1024 * 1024) -> None:
+    def __init__(self, high_water: int = 32 * 1024 * 1024, limit: int | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self._items: deque[AudioChunk] = deque()
         self._buffered = 0
@@ -52,6 +57,8 @@ class Inbox:
         self._waiters: list[asyncio.Future[None]] = []
         self._room: asyncio.Future[None] | None = None
         self.high_water = high_water
+        #: the most audio bytes this utterance may bring (None: no limit)
+        self.limit = limit
         self.ending: Ending | None = None
         self.error: BaseException | None = None
         self.trace_id: str | None = None
@@ -68,9 +75,21 @@ class Inbox:
         n = len(chunk.data)
         self.bytes_received += n
         self.chunks_received += 1
+        limit = self.limit
+        if limit is not None and self.bytes_received > limit:
+            self.fail(
+                RemoteProtocolError(
+                    f"the service sent more than {limit} bytes of audio for one utterance, far more "
+                    "than its text can take to say; the utterance was stopped"
+                )
+            )
+            return
         sink = self.sink
         if sink is not None:
-            sink(chunk)
+            try:
+                sink(chunk)
+            except Exception as exc:  # the caller's own code: its error, not a connection's
+                self.fail(exc)
             return
         self._items.append(chunk)
         self._buffered += n

@@ -12,44 +12,31 @@ import asyncio
 import contextlib
 import dataclasses
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
 import aiohttp
 from livekit.agents import (
     DEFAULT_API_CONNECT_OPTIONS,
-    APIConnectionError,
     APIConnectOptions,
-    APIError,
-    APIStatusError,
-    APITimeoutError,
     tokenize,
     tts,
     utils,
 )
-from livekit.agents.types import NOT_GIVEN, NotGivenOr, TimedString
+from livekit.agents.types import NOT_GIVEN, NotGivenOr
 
 import xai_voice
 from xai_voice.audio import alaw_decode, mulaw_decode
-from xai_voice.protocol import AudioChunk, Timestamps
+from xai_voice.protocol import AudioChunk
+from xai_voice.transport import new_session, proxy_from_environment
+from xai_voice.words import WordAssembler
 
+from ._captions import timed_strings
+from ._errors import retry_after_wait, to_livekit
 from .log import logger
 from .models import TTSCodecs, TTSLanguages, TTSSampleRates, TTSVoices
 
 __all__ = ["TTS", "ChunkedStream", "SynthesizeStream"]
-
-
-def _to_livekit(exc: xai_voice.XaiVoiceError) -> APIError:
-    """One of livekit's errors for one of ours.  Ours never hold the API key, so chaining
-    them is safe and keeps the detail in livekit's log line."""
-    if isinstance(exc, xai_voice.XaiStatusError):
-        # livekit makes every 4xx but 408/429 non-retryable, as we do
-        return APIStatusError(str(exc), status_code=exc.status, body=exc.body, retryable=exc.retryable)
-    if isinstance(exc, xai_voice.XaiTimeoutError):
-        return APITimeoutError(str(exc))
-    if isinstance(exc, xai_voice.XaiConnectionError):
-        return APIConnectionError(str(exc))
-    return APIError(str(exc), retryable=exc.retryable)
 
 
 class _Decoder:
@@ -66,37 +53,6 @@ class _Decoder:
         if self._g711 is not None:
             return self._g711(data).tobytes()
         return data
-
-
-class _Words:
-    """Turns per-character timings into word ``TimedString``s (each word with the
-    whitespace after it, so captions do not glue words together)."""
-
-    def __init__(self) -> None:
-        self._text = ""
-        self._start = 0.0
-        self._end = 0.0
-
-    def feed(self, stamps: Timestamps) -> list[TimedString]:
-        out: list[TimedString] = []
-        for char, (start, end) in zip(stamps.chars, stamps.times, strict=True):
-            if char.isspace():
-                if self._text and not self._text[-1].isspace():
-                    self._text += char
-                    out.append(TimedString(self._text, start_time=self._start, end_time=self._end))
-                    self._text = ""
-                continue
-            if not self._text:
-                self._start = start
-            self._text += char
-            self._end = end
-        return out
-
-    def flush(self) -> list[TimedString]:
-        if not self._text:
-            return []
-        word, self._text = self._text, ""
-        return [TimedString(word, start_time=self._start, end_time=self._end)]
 
 
 class TTS(tts.TTS[Any]):
@@ -208,8 +164,9 @@ class TTS(tts.TTS[Any]):
             return utils.http_context.http_session()
         except RuntimeError:  # outside a job: our own session, closed by aclose()
             if self._own_session is None or self._own_session.closed:
-                # no cap on connections: each stream's WebSocket holds one for its life
-                self._own_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+                # no cap on connections (each stream's WebSocket holds one for its life), the
+                # environment's proxy, the service's words when an upgrade is refused
+                self._own_session = new_session(proxy_from_environment(self._client.base_url))
             return self._own_session
 
     def _timeouts_for(self, conn_options: APIConnectOptions) -> xai_voice.Timeouts:
@@ -262,10 +219,11 @@ class TTS(tts.TTS[Any]):
         self._client.prewarm(self._opts)
 
     async def list_voices(self) -> list[xai_voice.Voice]:
+        """Built-in and custom voices (``Voice.kind`` tells which)."""
         try:
             return await self._client.voices()
         except xai_voice.XaiVoiceError as exc:
-            raise _to_livekit(exc) from exc
+            raise to_livekit(exc) from exc
 
     def synthesize(
         self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
@@ -288,14 +246,20 @@ class TTS(tts.TTS[Any]):
 
 
 class ChunkedStream(tts.ChunkedStream):
-    """``synthesize()``: one REST request, its body pushed as it streams in."""
+    """``synthesize()``: one REST request, its body pushed as it streams in.
+
+    After audio has gone out a failure is final (livekit would retry a chunked stream and
+    say the start twice), and its message says what happened.
+    """
 
     def __init__(self, *, tts: TTS, input_text: str, conn_options: APIConnectOptions) -> None:
         super().__init__(tts=tts, input_text=input_text, conn_options=conn_options)
         self._tts: TTS = tts
         self._opts = tts._opts
+        self._attempt = 0
 
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        self._attempt += 1
         opts = self._opts
         decode = _Decoder(opts.codec)
         output_emitter.initialize(
@@ -306,23 +270,27 @@ class ChunkedStream(tts.ChunkedStream):
         )
         client = self._tts._client
         pushed = False
-        words = _Words()
+        words = WordAssembler()
         timeouts = self._tts._timeouts_for(self._conn_options)
         try:
             async with client.synthesize(self._input_text, opts, timeouts=timeouts) as rest:
                 async for chunk in rest:
                     if chunk.timestamps is not None:
-                        output_emitter.push_timed_transcript(words.feed(chunk.timestamps) + words.flush())
+                        output_emitter.push_timed_transcript(
+                            timed_strings(words.feed(chunk.timestamps) + words.flush())
+                        )
                     if chunk.data:
                         output_emitter.push(decode(chunk.data))
                         pushed = True
             output_emitter.flush()
         except xai_voice.XaiVoiceError as exc:
-            err = _to_livekit(exc)
+            err = to_livekit(exc)
             if pushed:
                 # livekit retries a chunked stream even after audio went out; a retry
                 # would say the start twice, so after audio the failure is final
                 err.retryable = False
+            else:
+                await asyncio.sleep(retry_after_wait(err, exc, self._conn_options, self._attempt))
             raise err from exc
 
 
@@ -334,8 +302,10 @@ class SynthesizeStream(tts.SynthesizeStream):
         super().__init__(tts=tts, conn_options=conn_options)
         self._tts: TTS = tts
         self._opts = dataclasses.replace(tts._opts)
+        self._attempt = 0
 
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        self._attempt += 1
         opts = self._opts
         decode = _Decoder(opts.codec)
         request_id = utils.shortuuid()
@@ -351,27 +321,38 @@ class SynthesizeStream(tts.SynthesizeStream):
         # read the channel afresh: on a retry livekit refills a new one
         segments = self._segments(self._input_ch)
         first = True
-        while True:
-            utt = client.stream(opts, timeouts=timeouts)
-            try:
-                if first:
-                    # connect while the LLM is still thinking
-                    await utt.start()
-                    self._acquire_time = utt.acquire_time
-                    self._connection_reused = utt.connection_reused
-                    first = False
-                more = await self._segment(utt, segments, output_emitter, decode)
-            except xai_voice.XaiVoiceError as exc:
-                raise _to_livekit(exc) from exc
-            finally:
-                # on any way out, a stream interrupted mid-segment is cleared (text.clear
-                # and a short drain) so its connection goes back clean, or is dropped
-                await utt.aclose()
-            if not more:
-                return
+        try:
+            while True:
+                utt = client.stream(opts, timeouts=timeouts, lenient_text=True)
+                try:
+                    if first:
+                        # connect while the LLM is still thinking
+                        await utt.start()
+                        self._acquire_time = utt.acquire_time
+                        self._connection_reused = utt.connection_reused
+                        first = False
+                    more = await self._segment(utt, segments, output_emitter, decode)
+                except xai_voice.XaiVoiceError as exc:
+                    err = to_livekit(exc)
+                    if output_emitter.pushed_duration() == 0.0:
+                        await asyncio.sleep(retry_after_wait(err, exc, self._conn_options, self._attempt))
+                    raise err from exc
+                finally:
+                    # on any way out, a stream interrupted mid-segment is cleared: the
+                    # connection is closed after a text.clear and a warm one replaces it
+                    await utt.aclose()
+                if not more:
+                    return
+        finally:
+            await segments.aclose()
 
-    async def _segments(self, input_ch: Any) -> Any:
-        """Pushed text, grouped by the tokenizer if there is one; ``None`` marks a flush."""
+    async def _segments(self, input_ch: Any) -> AsyncGenerator[str | None, None]:
+        """Pushed text, grouped by the tokenizer if there is one; ``None`` marks a flush.
+
+        With a tokenizer, input is fed to it by a task of its own while its tokens are
+        yielded as they come: the first sentence goes out while the LLM is still writing
+        the rest, and ``flush()`` ends the tokenizer's stream so its tail follows at once.
+        """
         tokenizer = self._tts._tokenizer
         if tokenizer is None:
             async for data in input_ch:
@@ -379,27 +360,36 @@ class SynthesizeStream(tts.SynthesizeStream):
             return
         while True:
             stream = tokenizer.stream()
-            saw_flush = False
-            ended = True
-            async for data in input_ch:
-                if isinstance(data, self._FlushSentinel):
-                    saw_flush = True
-                    ended = False
-                    break
-                stream.push_text(data)
-            stream.end_input()
-            async for token in stream:  # tokens come trimmed: a space keeps words apart
-                yield token.token + " "
-            await stream.aclose()
-            if saw_flush:
+            ending = {"flush": False, "ended": True}
+
+            async def feed(stream: Any = stream, ending: dict[str, bool] = ending) -> None:
+                async for data in input_ch:
+                    if isinstance(data, self._FlushSentinel):
+                        ending["flush"], ending["ended"] = True, False
+                        break
+                    stream.push_text(data)
+                stream.end_input()
+
+            feeder = asyncio.get_running_loop().create_task(feed(), name="xai-voice-lk-tokenize")
+            try:
+                async for token in stream:  # tokens come trimmed: a space keeps words apart
+                    yield token.token + " "
+                await feeder  # its error, if any, is the stream's
+            finally:
+                if not feeder.done():
+                    feeder.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await feeder
+                await stream.aclose()
+            if ending["flush"]:
                 yield None
-            if ended:
+            if ending["ended"]:
                 return
 
     async def _segment(
         self,
         utt: xai_voice.Utterance,
-        segments: Any,
+        segments: AsyncGenerator[str | None, None],
         emitter: tts.AudioEmitter,
         decode: Callable[[bytes], bytes],
     ) -> bool:
@@ -408,7 +398,7 @@ class SynthesizeStream(tts.SynthesizeStream):
         of either ends both."""
         started = False
         more = False
-        words = _Words()
+        words = WordAssembler()
         align = self._opts.with_timestamps
 
         async def send() -> None:
@@ -440,8 +430,8 @@ class SynthesizeStream(tts.SynthesizeStream):
         def on_audio(chunk: AudioChunk) -> None:
             # called by the connection's reader as each chunk arrives: no task hand-off
             if align and chunk.timestamps is not None:
-                flush_audio()  # words belong after the audio that came before them
-                emitter.push_timed_transcript(words.feed(chunk.timestamps))
+                flush_audio()  # words go with the audio that came before them
+                emitter.push_timed_transcript(timed_strings(words.feed(chunk.timestamps)))
             if chunk.data:
                 if not pending:
                     loop.call_soon(flush_audio)
@@ -451,7 +441,7 @@ class SynthesizeStream(tts.SynthesizeStream):
             await utt.deliver(on_audio)
             flush_audio()  # before end_segment, whatever order the callbacks ran in
             if align:
-                emitter.push_timed_transcript(words.flush())
+                emitter.push_timed_transcript(timed_strings(words.flush()))
 
         sender = loop.create_task(send(), name="xai-voice-lk-send")
         receiver = loop.create_task(receive(), name="xai-voice-lk-receive")

@@ -2,9 +2,8 @@
 and decoders for both directions.
 
 The client encodes client messages and decodes server messages; the emulator does the
-opposite.  Decoding is strict: anything that is not one of the documented shapes becomes a
-:class:`RemoteProtocolError` naming what was wrong, so a broken peer is reported instead
-of being ignored (an ignored message is how a waiter ends up waiting forever).
+opposite.  We are strict in what we send (every client frame is built here, checked) and
+liberal in what we accept: see :func:`decode_server`.
 """
 
 from __future__ import annotations
@@ -13,9 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from .errors import RemoteProtocolError
-from .speedups import Error as Base64Error
-from .speedups import b64decode, b64encode, dumps, loads
+from ..errors import RemoteProtocolError
+from ..frames import load_object, preview, trace_id_in
+from ..speedups import Error as Base64Error
+from ..speedups import b64decode, b64encode, dumps
 
 __all__ = [
     "MAX_DELTA_CHARS",
@@ -31,6 +31,7 @@ __all__ = [
     "TextDelta",
     "TextDone",
     "Timestamps",
+    "UnknownMessage",
     "decode_client",
     "decode_server",
     "encode_client",
@@ -89,8 +90,13 @@ class Timestamps:
 
 @dataclass(frozen=True, slots=True)
 class AudioDelta:
+    """Audio (possibly none: the service sends timing-only frames) and timings, which
+    arrive in batches decoupled from the audio they describe."""
+
     audio: bytes = field(repr=False)
     timestamps: Timestamps | None = None
+    #: timings were present but malformed (dropped; the audio is still good)
+    bad_timestamps: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +117,17 @@ class SessionUpdated:
 @dataclass(frozen=True, slots=True)
 class ErrorMessage:
     message: str
+    trace_id: str | None = None
 
 
-ServerMessage = Union[AudioDelta, AudioDone, AudioClear, SessionUpdated, ErrorMessage]
+@dataclass(frozen=True, slots=True)
+class UnknownMessage:
+    """A frame of a type this version does not know; skipped, never fatal."""
+
+    type: str
+
+
+ServerMessage = Union[AudioDelta, AudioDone, AudioClear, SessionUpdated, ErrorMessage, UnknownMessage]
 
 
 # -- text splitting ------------------------------------------------------------------
@@ -193,26 +207,15 @@ def encode_server(msg: ServerMessage) -> str:
     if isinstance(msg, SessionUpdated):
         return dumps({"type": "session.updated", "replace": dict(msg.replace)})
     if isinstance(msg, ErrorMessage):
-        return dumps({"type": "error", "message": msg.message})
+        if msg.trace_id is None:
+            return dumps({"type": "error", "message": msg.message})
+        return dumps({"type": "error", "message": msg.message, "trace_id": msg.trace_id})
+    if isinstance(msg, UnknownMessage):
+        return dumps({"type": msg.type})
     raise TypeError(f"not a server message: {msg!r}")
 
 
 # -- decoding ------------------------------------------------------------------------
-
-
-def _load_object(text: str | bytes, side: str) -> dict[str, Any]:
-    try:
-        obj = loads(text)
-    except ValueError:
-        raise RemoteProtocolError(f"{side} sent a frame that is not JSON: {_preview(text)}") from None
-    if not isinstance(obj, dict):
-        raise RemoteProtocolError(f"{side} sent JSON that is not an object: {_preview(text)}")
-    return obj
-
-
-def _preview(text: str | bytes, limit: int = 80) -> str:
-    s = text if isinstance(text, str) else text.decode("utf-8", "replace")
-    return repr(s if len(s) <= limit else s[:limit] + "...")
 
 
 def _str_field(obj: dict[str, Any], key: str, kind: str) -> str:
@@ -231,46 +234,62 @@ def _replace_field(obj: dict[str, Any], kind: str) -> dict[str, str]:
     return value
 
 
-def _timestamps(obj: dict[str, Any]) -> Timestamps | None:
+def _timestamps(obj: dict[str, Any]) -> tuple[Timestamps | None, bool]:
+    """The frame's timings, and whether they were present but unusable.  Timings only
+    feed captions: bad ones are dropped (and counted), the audio still plays."""
     raw = obj.get("audio_timestamps")
     if raw is None:
-        return None
+        return None, False
     try:
-        chars = tuple(raw["graph_chars"])
+        chars = tuple(str(c) for c in raw["graph_chars"])
         times = tuple((float(a), float(b)) for a, b in raw["graph_times"])
         duration = obj.get("audio_duration")
-        return Timestamps(chars, times, None if duration is None else float(duration))
-    except (KeyError, TypeError, ValueError):
-        raise RemoteProtocolError("audio.delta with malformed audio_timestamps") from None
+        return Timestamps(chars, times, None if duration is None else float(duration)), False
+    except (KeyError, TypeError, ValueError, RemoteProtocolError):
+        return None, True
 
 
 def decode_server(text: str | bytes) -> ServerMessage:
-    """Parse one server frame; raise :class:`RemoteProtocolError` if it is not a
-    documented server message."""
-    obj = _load_object(text, "the server")
+    """Parse one server frame.
+
+    Liberal where being liberal cannot make the outcome wrong: an unknown ``type`` becomes
+    :class:`UnknownMessage`, an ``audio.delta`` without ``delta`` (the service sends
+    timing-only frames) carries no audio, unusable timings are dropped.  Strict where it
+    could: a frame that is not a JSON object, or audio that is not base64, raises
+    :class:`RemoteProtocolError`.
+    """
+    obj = load_object(text, "the server")
     kind = obj.get("type")
     if kind == "audio.delta":
-        try:
-            audio = b64decode(_str_field(obj, "delta", "audio.delta"))
-        except Base64Error:
-            raise RemoteProtocolError("audio.delta whose 'delta' is not base64") from None
-        return AudioDelta(audio, _timestamps(obj))
+        raw = obj.get("delta")
+        if raw is None or raw == "":
+            audio = b""
+        else:
+            if not isinstance(raw, str):
+                raise RemoteProtocolError("audio.delta whose 'delta' is not a string")
+            try:
+                audio = b64decode(raw)
+            except Base64Error:
+                raise RemoteProtocolError("audio.delta whose 'delta' is not base64") from None
+        stamps, bad = _timestamps(obj)
+        return AudioDelta(audio, stamps, bad_timestamps=bad)
     if kind == "audio.done":
-        trace_id = obj.get("trace_id")
-        return AudioDone(trace_id if isinstance(trace_id, str) else None)
+        return AudioDone(trace_id_in(obj))
     if kind == "audio.clear":
         return AudioClear()
     if kind == "session.updated":
         return SessionUpdated(_replace_field(obj, "session.updated"))
     if kind == "error":
         message = obj.get("message")
-        return ErrorMessage(message if isinstance(message, str) else _preview(str(obj), 200))
-    raise RemoteProtocolError(f"the server sent an unknown message type {kind!r}")
+        if not isinstance(message, str):
+            message = preview(str(obj.get("error", obj)), 200)
+        return ErrorMessage(message, trace_id_in(obj, message))
+    return UnknownMessage(kind if isinstance(kind, str) else str(kind)[:40])
 
 
 def decode_client(text: str | bytes) -> ClientMessage:
     """Parse one client frame (used by the emulator)."""
-    obj = _load_object(text, "the client")
+    obj = load_object(text, "the client")
     kind = obj.get("type")
     if kind == "text.delta":
         return TextDelta(_str_field(obj, "delta", "text.delta"))
