@@ -382,6 +382,8 @@ class Utterance:
                         raise
         except BaseException as exc:
             if self._cancelled:
+                if isinstance(exc, XaiVoiceError):  # whatever broke, it broke because of that
+                    raise LocalProtocolError("cannot send: the utterance was cancelled") from None
                 raise
             err = (
                 exc

@@ -180,6 +180,7 @@ class WsConnection:
         #: called (by the reader) when the connection dies while nobody is using it
         self.on_dead: Callable[[WsConnection], None] | None = None
         self._ws = ws
+        self._transport: asyncio.Transport | None = getattr(getattr(ws, "_conn", None), "transport", None)
         self._endpoint = endpoint
         self._max_message_bytes = max_message_bytes
         self._writes = 0
@@ -543,11 +544,10 @@ class WsConnection:
             on_dead(self)
 
     def _abort(self) -> None:
-        # aiohttp has no public abort for a client WebSocket; its connection does
-        conn = getattr(self._ws, "_conn", None)
-        transport = getattr(conn, "transport", None)
-        if transport is not None:
-            transport.abort()
+        # aiohttp has no public abort for a client WebSocket; its connection's transport
+        # does (kept from the start: aiohttp lets go of the connection when it closes)
+        if self._transport is not None:
+            self._transport.abort()
 
     # -- closing ---------------------------------------------------------------------
 
@@ -574,8 +574,9 @@ class WsConnection:
             await self._ws.close()
 
         task = self._loop.create_task(goodbye(), name="xai-voice-ws-goodbye")
-        done, _ = await asyncio.wait((task,), timeout=self.timeouts.clear)
-        if not done:
-            self._abort()  # wakes the write or the wait for the server's close frame
+        await asyncio.wait((task,), timeout=self.timeouts.clear)
+        # whether the goodbye finished, failed or ran out of time, the socket is done: an
+        # abort also wakes any write of ours still waiting for it to drain
+        self._abort()
         with contextlib.suppress(Exception, asyncio.CancelledError):
             await task

@@ -323,8 +323,9 @@ class SynthesizeStream(tts.SynthesizeStream):
         first = True
         try:
             while True:
-                utt = client.stream(opts, timeouts=timeouts, lenient_text=True)
+                utt: xai_voice.Utterance | None = None
                 try:
+                    utt = client.stream(opts, timeouts=timeouts, lenient_text=True)
                     if first:
                         # connect while the LLM is still thinking
                         await utt.start()
@@ -340,7 +341,8 @@ class SynthesizeStream(tts.SynthesizeStream):
                 finally:
                     # on any way out, a stream interrupted mid-segment is cleared: the
                     # connection is closed after a text.clear and a warm one replaces it
-                    await utt.aclose()
+                    if utt is not None:
+                        await utt.aclose()
                 if not more:
                     return
         finally:
