@@ -54,14 +54,18 @@ class ShuffledLoop(asyncio.SelectorEventLoop):
         super()._run_once()  # type: ignore[misc]
 
 
+#: how long a congested send waits after its frame is on the wire (drawn per send)
+DRAIN_WAITS = (0.0, 0.0, 0.0005, 0.002, 0.01)
+
+
 @contextlib.contextmanager
-def congested_sends(rng: random.Random) -> Iterator[None]:
+def congested_sends(rng: random.Random, waits: tuple[float, ...] = DRAIN_WAITS) -> Iterator[None]:
     """Every WebSocket send puts its frame on the wire, then waits a random while."""
     original = aiohttp.ClientWebSocketResponse.send_str
 
     async def send_str(self: aiohttp.ClientWebSocketResponse, data: str, compress: int | None = None) -> None:
         await original(self, data, compress)
-        delay = rng.choice((0.0, 0.0, 0.0005, 0.002, 0.01))
+        delay = rng.choice(waits)
         if delay:
             await asyncio.sleep(delay)
         else:
@@ -80,6 +84,7 @@ def run_seeds(
     factory: Callable[[int], Awaitable[None]],
     *,
     limit: float = 5.0,
+    waits: tuple[float, ...] = DRAIN_WAITS,
 ) -> list[int]:
     """Run ``factory(seed)`` for each seed in its own :class:`ShuffledLoop` with congested
     sends; return the seeds that did not finish within ``limit`` seconds."""
@@ -87,7 +92,7 @@ def run_seeds(
     for seed in seeds:
         loop = ShuffledLoop(seed)
         try:
-            with congested_sends(random.Random(seed)):
+            with congested_sends(random.Random(seed), waits):
                 loop.run_until_complete(_bounded(factory(seed), limit, hung, seed))
         finally:
             loop.run_until_complete(loop.shutdown_asyncgens())

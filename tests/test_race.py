@@ -5,8 +5,10 @@ runs 10,000 seeds of each."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import random
 import time
 import zlib
 from collections.abc import Iterator
@@ -24,12 +26,13 @@ from .harness import naive_flag_after_send, run_seeds
 
 QUICK = int(os.environ.get("XAI_VOICE_RACE_SEEDS", "300"))
 LK_QUICK = int(os.environ.get("XAI_VOICE_LK_RACE_SEEDS", "1000"))
+INTERRUPT_QUICK = int(os.environ.get("XAI_VOICE_INTERRUPT_SEEDS", "200"))
 DEEP = 10_000
 
 
 @pytest.fixture(scope="module")
 def instant() -> Iterator[BackgroundEmulator]:
-    with BackgroundEmulator(tone=True, keep_audio=False) as emu:
+    with BackgroundEmulator(tone=True, keep_audio=False, max_records=50_000) as emu:
         # every utterance: all audio and audio.done the instant text.done arrives
         emu.fail_next(FaultKind.INSTANT_DONE, FaultPoint.BEFORE_AUDIO, times=None)
         yield emu
@@ -125,3 +128,160 @@ def test_the_harness_bites_the_flag_after_send_pattern(instant: BackgroundEmulat
 
     hung = run_seeds(range(20), naive, limit=0.3)
     assert len(hung) >= 3, f"only {len(hung)} of 20 seeds hung the naive client"
+
+
+# -- interrupted at every step ----------------------------------------------------------
+#
+# The same harness, but the test gives up on an utterance after k loop iterations (k and
+# the way of giving up drawn from the seed): the caller is cancelled, the utterance is
+# cancelled, the options change, the client or TTS is closed.  Then, unless it was
+# closed, the next utterance runs on the same client.  Checked on the server side: every
+# utterance heard exactly its own text (a prefix of it, if it was cut) and nothing of
+# another's; on ours: the next utterance's audio is exactly what was sent for it.
+
+FIRST = "Seed {seed} begins a reply that will be cut. "
+SECOND = "piece " * 3000  # 18,000 characters: two text.delta frames, a drain between them
+
+
+def _check_seed(emu: BackgroundEmulator, seed: int, follow_audio: bytes | None) -> None:
+    """What the server heard for this seed: the cut utterance, a prefix of its own text;
+    the follow-up, exactly its text, and its audio exactly what we got (ignoring the
+    silence livekit may append to very short audio)."""
+    mine = [r for r in emu.utterances if r.text.startswith(f"Seed {seed} ")]
+    full = FIRST.format(seed=seed) + SECOND
+    follow = f"Seed {seed} follow-up."
+    for rec in mine:
+        assert rec.text == follow or full.startswith(rec.text), f"the server heard {rec.text[:80]!r}"
+    if follow_audio is not None:
+        [rec] = [r for r in mine if r.text == follow]
+        assert follow_audio.rstrip(b"\x00") == bytes(rec.audio).rstrip(b"\x00")
+
+
+def _client_interrupt_run(emu: BackgroundEmulator, actions: list[str]):  # type: ignore[no-untyped-def]
+    async def run(seed: int) -> None:
+        rng = random.Random(seed)
+        steps, action = rng.randrange(40), rng.choice(["caller cancelled", "cancel", "options", "close"])
+        actions.append(action)
+        client = xai_voice.Client(api_key=emu.api_key, base_url=emu.url)
+        try:
+            utt = client.stream()
+
+            async def first() -> None:
+                async with utt:
+                    await utt.send(FIRST.format(seed=seed))
+                    await utt.send(SECOND)
+                    await utt.finish()
+                    await utt.read_all()
+
+            task = asyncio.ensure_future(first())
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            if action == "caller cancelled":
+                task.cancel()
+            elif action == "cancel":
+                await utt.cancel()
+            elif action == "options":
+                client.options = client.options.replace_with(voice="rex")  # for the next one
+            else:
+                await client.aclose()
+            audio = None
+            if action != "close":  # the next utterance starts while the first may still be ending
+                async with client.stream() as nxt:
+                    await nxt.send(f"Seed {seed} ")
+                    await asyncio.sleep(0.01)  # its text comes over time, as an LLM's does
+                    await nxt.send("follow-up.")
+                    await nxt.finish()
+                    audio = await nxt.read_all()
+            await asyncio.gather(task, return_exceptions=True)
+            _check_seed(emu, seed, audio)
+        finally:
+            await client.aclose()
+
+    return run
+
+
+def _livekit_interrupt_run(emu: BackgroundEmulator, actions: list[str]):  # type: ignore[no-untyped-def]
+    async def run(seed: int) -> None:
+        rng = random.Random(seed)
+        steps, action = (
+            rng.randrange(60),
+            rng.choice(["stream.aclose", "consumer cancelled", "options", "close"]),
+        )
+        actions.append(action)
+        t = lk.TTS(api_key=emu.api_key, base_url=emu.url)
+        try:
+            stream = t.stream(conn_options=lk_opts())
+            stream.push_text(FIRST.format(seed=seed))
+            stream.push_text(SECOND)
+            stream.end_input()
+            consumer = asyncio.ensure_future(_drain(stream))
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            if action == "stream.aclose":
+                await stream.aclose()
+            elif action == "consumer cancelled":
+                consumer.cancel()
+            elif action == "options":
+                t.update_options(voice="rex")
+            else:
+                await t.aclose()
+            audio = None
+            if action != "close":  # the next stream starts while the first may still be ending
+                nxt = t.stream(conn_options=lk_opts())
+                nxt.push_text(f"Seed {seed} ")
+                drain = asyncio.ensure_future(_drain(nxt))
+                await asyncio.sleep(0.01)  # its text comes over time, as an LLM's does
+                nxt.push_text("follow-up.")
+                nxt.end_input()
+                audio = await drain
+                await nxt.aclose()
+            await asyncio.gather(consumer, return_exceptions=True)
+            await stream.aclose()
+            _check_seed(emu, seed, audio)
+        finally:
+            await t.aclose()
+
+    return run
+
+
+def lk_opts():  # type: ignore[no-untyped-def]
+    from livekit.agents import APIConnectOptions
+
+    return APIConnectOptions(max_retry=0, timeout=3.0)
+
+
+async def _drain(stream: lk.SynthesizeStream) -> bytes:
+    return b"".join([bytes(ev.frame.data) async for ev in stream])
+
+
+def _interrupt_tier(face: str, seeds: range, emu: BackgroundEmulator) -> None:
+    actions: list[str] = []
+    factory = _client_interrupt_run if face == "client" else _livekit_interrupt_run
+    # long drains, so a cut send loop is still waiting when the next utterance begins
+    hung = run_seeds(seeds, factory(emu, actions), limit=8.0, waits=(0.0, 0.002, 0.02, 0.05))
+    assert hung == []
+    assert len(set(actions)) == 4  # every way of giving up was drawn
+
+
+@pytest.fixture
+def instant_fresh() -> Iterator[BackgroundEmulator]:
+    with BackgroundEmulator(tone=True, tone_char_seconds=1e-4, keep_audio=True, max_records=100) as emu:
+        emu.fail_next(FaultKind.INSTANT_DONE, FaultPoint.BEFORE_AUDIO, times=None)
+        # and a messy service: audio of a cleared utterance after its audio.clear
+        emu.fail_next(FaultKind.STALE_AUDIO, FaultPoint.CLEAR, times=None)
+        yield emu
+
+
+@pytest.mark.parametrize("face", ["client", "livekit"])
+def test_interrupted_at_any_step_leaks_nothing_into_the_next_utterance(
+    face: str, instant_fresh: BackgroundEmulator
+) -> None:
+    _interrupt_tier(face, range(INTERRUPT_QUICK), instant_fresh)
+
+
+@pytest.mark.deep
+@pytest.mark.timeout(3600)
+@pytest.mark.parametrize("face", ["client", "livekit"])
+def test_interrupted_at_any_step_deep(face: str, instant_fresh: BackgroundEmulator) -> None:
+    with _report(f"interrupt, {face}", DEEP):
+        _interrupt_tier(face, range(INTERRUPT_QUICK, INTERRUPT_QUICK + DEEP), instant_fresh)
