@@ -66,3 +66,29 @@ def test_fault_specs() -> None:
     assert Fault.parse("error@mid_audio*").times is None
     with pytest.raises(ValueError, match="cannot happen at"):
         Fault(FaultKind.REFUSE, FaultPoint.MID_AUDIO)
+
+
+async def test_a_long_running_emulator_keeps_its_memory_flat() -> None:
+    """Records are bounded and audio is kept only when asked: RSS stays flat however many
+    utterances an emulator serves (it used to keep every byte it ever sent)."""
+    import gc
+
+    import psutil
+
+    import xai_voice
+
+    proc = psutil.Process()
+    async with Emulator(tone=True, max_records=100) as emu:
+        async with xai_voice.Client(api_key=emu.api_key, base_url=emu.url) as client:
+            text = "A sentence of a few seconds of tone, said over and over again. " * 4
+            for _ in range(150):  # warm up: the records fill to their bound
+                await client.speak(text)
+            gc.collect()
+            before = proc.memory_info().rss
+            for _ in range(600):
+                await client.speak(text)
+            gc.collect()
+            grown = (proc.memory_info().rss - before) / 2**20
+        assert len(emu.utterances) == 100 and emu.server.utterances.total == 750
+        assert all(not u.audio for u in emu.utterances)
+    assert grown < 8, f"RSS grew {grown:.1f} MiB over 600 utterances"

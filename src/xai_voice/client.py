@@ -16,8 +16,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -35,6 +38,8 @@ from .transport import (
     Utterance,
     Voice,
     WsConnection,
+    create_custom_voice,
+    delete_custom_voice,
     list_voices,
     new_session,
     proxy_from_environment,
@@ -196,6 +201,36 @@ class Client:
         """The built-in voices and, with ``custom``, your team's custom voices
         (``Voice.kind`` tells which)."""
         return await list_voices(self.service, self.timeouts, custom=custom)
+
+    async def create_custom_voice(
+        self,
+        name: str,
+        audio: bytes | str | os.PathLike[str],
+        *,
+        description: str | None = None,
+        language: str | None = None,
+    ) -> Voice:
+        """Clone a voice from up to 120 s of reference audio (bytes, or a path to a
+        file).  The service allows this on Enterprise plans only; elsewhere it is an
+        ``XaiStatusError`` with status 403 that says so."""
+        filename = "reference.wav"
+        if not isinstance(audio, bytes):
+            path = Path(audio)
+            filename = path.name
+            audio = await asyncio.to_thread(path.read_bytes)
+        return await create_custom_voice(
+            self.service,
+            self.timeouts,
+            name,
+            audio,
+            filename=filename,
+            description=description,
+            language=language,
+        )
+
+    async def delete_custom_voice(self, voice_id: str) -> None:
+        """Delete one of your team's custom voices (Enterprise plans only)."""
+        await delete_custom_voice(self.service, self.timeouts, voice_id)
 
     def prewarm(self, options: TTSOptions | None = None, **overrides: Any) -> None:
         """Open a connection in the background so the next utterance skips the handshake."""

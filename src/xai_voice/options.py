@@ -1,6 +1,6 @@
 """Synthesis options: validated once, rendered as the WebSocket query or the REST body.
 
-Every bound here is from PROTOCOL.md.  Options are checked when the object is built, so a
+Every bound here is from docs/protocol.md.  Options are checked when the object is built, so a
 typo fails on the line that made it, with the parameter named and the allowed values
 listed, instead of as an HTTP 400 at the first utterance.
 """
@@ -8,6 +8,7 @@ listed, instead of as an HTTP 400 at the first utterance.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import re
 from collections.abc import Mapping
@@ -16,6 +17,8 @@ from typing import Any, Literal
 
 from .errors import OptionError
 from .text import MAX_TEXT_CHARS, check_text
+
+logger = logging.getLogger("xai_voice")
 
 __all__ = [
     "BIT_RATES",
@@ -27,10 +30,11 @@ __all__ = [
     "VOICES",
     "Codec",
     "TTSOptions",
+    "check_language",
     "mime_type",
 ]
 
-#: Built-in voices (PROTOCOL.md); ``GET /v1/tts/voices`` is authoritative.
+#: Built-in voices (docs/protocol.md); ``GET /v1/tts/voices`` is authoritative.
 VOICES: tuple[str, ...] = (
     "ara", "eve", "leo", "rex", "sal", "carina", "zagan", "helix", "orion", "luna", "iris",
     "altair", "zenith", "perseus", "helios", "lux", "kepler", "rigel", "cosmo", "celeste",
@@ -63,7 +67,6 @@ _MIME = {
     "mulaw": "audio/basic",
     "alaw": "audio/alaw",
 }
-_LANG_BY_LOWER = {lang.lower(): lang for lang in LANGUAGES}
 
 
 def mime_type(codec: str) -> str:
@@ -73,6 +76,36 @@ def mime_type(codec: str) -> str:
 
 def _choices(values: tuple[Any, ...]) -> str:
     return ", ".join(str(v) for v in values)
+
+
+#: a language code as BCP 47 writes it: "en", "pt-BR", "zh-Hans-CN"
+_WELL_FORMED_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
+_warned_languages: set[str] = set()
+
+
+def check_language(language: object, documented: tuple[str, ...], service: str) -> str:
+    """A documented language (in its documented spelling), or any well-formed code with
+    one warning: the docs say "additional languages may work", so the service, not this
+    client, is the judge; a code it refuses comes back as its own 400."""
+    by_lower = {lang.lower(): lang for lang in documented}
+    known = by_lower.get(str(language).lower())
+    if known is not None:
+        return known
+    if not isinstance(language, str) or not _WELL_FORMED_LANGUAGE.fullmatch(language):
+        raise OptionError(
+            "language",
+            f"{language!r} is not a language code (like 'en' or 'pt-BR'); documented for {service}: "
+            f"{_choices(documented)}",
+        )
+    if language.lower() not in _warned_languages:
+        _warned_languages.add(language.lower())
+        logger.warning(
+            "language %r is not in the documented list for %s (%s); sending it anyway: the service decides",
+            language,
+            service,
+            ", ".join(documented),
+        )
+    return language
 
 
 def validate_replace(replace: Mapping[str, str]) -> dict[str, str]:
@@ -138,12 +171,7 @@ class TTSOptions:
                 f"{self.voice!r} is not a voice id; built-in voices: {_choices(VOICES)}",
             )
         set_(self, "voice", self.voice.lower())
-        lang = _LANG_BY_LOWER.get(str(self.language).lower())
-        if lang is None:
-            raise OptionError(
-                "language", f"{self.language!r} is not supported; allowed: {_choices(LANGUAGES)}"
-            )
-        set_(self, "language", lang)
+        set_(self, "language", check_language(self.language, LANGUAGES, "text to speech"))
         codec = _CODEC_ALIASES.get(str(self.codec).lower(), str(self.codec).lower())
         if codec not in CODECS:
             raise OptionError("codec", f"{self.codec!r} is not supported; allowed: "

@@ -13,6 +13,7 @@ speech, and faults on demand.
 from __future__ import annotations
 
 import socket
+import ssl
 from typing import Any
 
 from aiohttp import web
@@ -45,6 +46,8 @@ class Emulator:
             emulator key.
         faults: the fault plan; more can be added while running with :meth:`fail_next`.
         port: 0 picks a free port.
+        host: the address to listen on (loopback unless you say otherwise).
+        ssl_context: serve TLS (``https``/``wss``) with this context.
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class Emulator:
         faults: FaultPlan | list[Fault] | None = None,
         port: int = 0,
         host: str = "127.0.0.1",
+        ssl_context: ssl.SSLContext | None = None,
         **config_kwargs: Any,
     ) -> None:
         if config is None:
@@ -67,6 +71,7 @@ class Emulator:
         self._plan = plan
         self._host = host
         self._port = port
+        self._ssl = ssl_context
         self._runner: web.AppRunner | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -80,7 +85,7 @@ class Emulator:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self._host, self._port))
-        site = web.SockSite(runner, sock, backlog=2048)
+        site = web.SockSite(runner, sock, backlog=2048, ssl_context=self._ssl)
         await site.start()
         self._port = sock.getsockname()[1]
         self._runner = runner
@@ -111,8 +116,10 @@ class Emulator:
 
     @property
     def url(self) -> str:
-        """The base URL to give a client: ``http://127.0.0.1:PORT/v1``."""
-        return f"http://{self._host}:{self._port}/v1"
+        """The base URL to give a client: ``http://127.0.0.1:PORT/v1`` (``https`` when it
+        serves TLS)."""
+        scheme = "https" if self._ssl is not None else "http"
+        return f"{scheme}://{self._host}:{self._port}/v1"
 
     @property
     def api_key(self) -> str:

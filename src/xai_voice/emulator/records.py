@@ -45,6 +45,8 @@ class UtteranceRecord:
     pacing_lateness: float = 0.0
     #: stale frames of this (cleared) utterance sent after its audio.clear
     stale_after_clear: int = 0
+    #: with ``with_timestamps``: every character timed, as (char, start, end) seconds
+    timings: list[tuple[str, float, float]] = field(default_factory=list, repr=False)
 
     def add_audio(self, chunk: bytes, keep: bool) -> None:
         if keep:
@@ -63,7 +65,7 @@ class UtteranceRecord:
 
     def summary(self) -> dict[str, Any]:
         """Everything but the audio bytes, as JSON-ready values."""
-        return {k: v for k, v in self.__dict__.items() if k != "audio"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("audio", "timings")}
 
 
 R = TypeVar("R")

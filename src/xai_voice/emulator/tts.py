@@ -191,7 +191,10 @@ def websocket_handler(server: EmulatorServer) -> Callable[[web.Request], Awaitab
         server.check_capacity()
         # pings are answered by the session itself, so a "silent" connection can stop
         ws = web.WebSocketResponse(autoping=False, max_msg_size=server.config.max_message_bytes)
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionError:  # the client gave up during the upgrade
+            return ws
         server.active_sessions += 1
         server.connections += 1
         session = TtsSession(server, ws, request, opts, server.connections - 1)
@@ -441,6 +444,7 @@ class TtsSession:
         )
         rendered = await asyncio.to_thread(render, req) if job.text.strip() else None
         if rendered is not None:
+            rec.timings.extend(rendered.chars)
             if await self._send_rendered(job, rendered):
                 return True
             self._seconds[rec.index] = offset + rendered.duration
@@ -482,6 +486,7 @@ class TtsSession:
         """All the audio and audio.done with no await in between (rendered inline), the
         fastest answer any server could give."""
         rendered = render(_render_request(self.server, apply_replace(rec.text, rec.replace), self.opts))
+        rec.timings.extend(rendered.chars)
         rec.first_audio_at = time.monotonic()
         mode = self.server.config.timestamps
         for audio, stamps in timed_frames(rendered, mode=mode, seed=rec.index):
@@ -612,6 +617,7 @@ async def _rest_answer(
     replace: dict[str, str],
 ) -> web.StreamResponse:
     rendered = await asyncio.to_thread(render, _render_request(server, apply_replace(text, replace), opts))
+    rec.timings.extend(rendered.chars)
     mime = _MIME[opts["codec"]]
     rec.trace_id = str(uuid.uuid4())
     keep = server.config.keep_audio

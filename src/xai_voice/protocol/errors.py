@@ -23,7 +23,7 @@ class XaiVoiceError(Exception):
 
 
 class ProtocolError(XaiVoiceError):
-    """A message broke the wire protocol (see PROTOCOL.md)."""
+    """A message broke the wire protocol (see docs/protocol.md)."""
 
 
 class RemoteProtocolError(ProtocolError):

@@ -6,7 +6,7 @@ from .endpoint import DEFAULT_BASE_URL, Endpoint, is_loopback
 from .http import Service, new_session, proxy_from_environment, status_error
 from .inbox import Ending, Inbox
 from .pool import Acquired, ConnectionPool
-from .rest import RestSynthesis, Voice, list_voices
+from .rest import RestSynthesis, Voice, create_custom_voice, delete_custom_voice, list_voices
 from .utterance import MapSupport, Utterance
 from .websocket import DEFAULT_MAX_MESSAGE_BYTES, WsConnection
 
@@ -27,6 +27,8 @@ __all__ = [
     "Voice",
     "Watchdog",
     "WsConnection",
+    "create_custom_voice",
+    "delete_custom_voice",
     "dispose_later",
     "is_loopback",
     "list_voices",

@@ -48,8 +48,9 @@ class Timeouts:
     completion: float = 660.0
     #: ``text.clear`` sent -> ``audio.clear``; also the closing handshake.
     clear: float = 2.0
-    #: ``session.update`` -> ``session.updated``; past it the map is applied on our side.
-    session_update: float = 5.0
+    #: ``session.update`` -> ``session.updated``; past it the map is applied on our side
+    #: (and, for the client's life, without asking the service again).
+    session_update: float = 2.0
     #: an idle connection silent this long is pinged (keepalive through NATs and proxies).
     keepalive: float = 20.0
     #: a keepalive ping's pong; past it the idle connection is dead and is dropped.

@@ -156,10 +156,14 @@ def status_error(
     detail: str | None = None,
     headers: Any = None,
     voice: str | None = None,
+    hints: dict[int, str] | None = None,
 ) -> XaiStatusError:
     """A status error with a message a user can act on: what was refused, the service's
-    own words, what to do, the trace id and, for a 404, which URL was not found."""
-    if status == 404:
+    own words, what to do, the trace id and, for a 404, which URL was not found.
+    ``hints`` replace the generic advice for statuses the caller knows better."""
+    if hints and status in hints:
+        hint = hints[status]
+    elif status == 404:
         said = (detail or "").lower()
         if voice is not None and ("voice" in said or not said):
             hint = (

@@ -22,7 +22,12 @@ from ..protocol.tts import AudioChunk, Timestamps
 from .deadlines import DeadlinePassed, Timeouts, within
 from .http import Service, connection_error, error_detail, read_capped, status_error
 
-__all__ = ["RestSynthesis", "Voice", "list_voices", "post"]
+__all__ = ["RestSynthesis", "Voice", "create_custom_voice", "delete_custom_voice", "list_voices", "post"]
+
+_ENTERPRISE = {
+    403: "creating, changing and deleting custom voices needs an xAI Enterprise plan; this team does "
+    "not have one (listing them and speaking with them work on any plan)"
+}
 
 #: a timestamped REST answer is one JSON document; bound what we are willing to buffer
 _MAX_JSON_BODY = 256 * 1024 * 1024
@@ -66,6 +71,8 @@ async def post(
     *,
     what: str,
     voice: str | None = None,
+    hints: dict[int, str] | None = None,
+    method: str = "POST",
     **kwargs: Any,
 ) -> aiohttp.ClientResponse:
     """``POST`` to the service and return the response once its headers are in (within
@@ -77,7 +84,8 @@ async def post(
     limit = timeouts.connect + timeouts.first_audio
 
     async def request() -> aiohttp.ClientResponse:
-        return await service.session().post(
+        return await service.session().request(
+            method,
             url,
             headers=endpoint.headers,
             timeout=_timeout(timeouts),
@@ -99,7 +107,9 @@ async def post(
             return resp
         detail = await error_detail(resp, endpoint)
         resp.close()
-        err = status_error(resp.status, what, url, detail=detail, headers=resp.headers, voice=voice)
+        err = status_error(
+            resp.status, what, url, detail=detail, headers=resp.headers, voice=voice, hints=hints
+        )
     raise err
 
 
@@ -272,20 +282,61 @@ async def list_voices(service: Service, timeouts: Timeouts, *, custom: bool = Tr
                 break
             raise
         try:
-            for v in page.get("voices") or []:
-                voices.append(
-                    Voice(
-                        str(v["voice_id"]),
-                        str(v.get("name") or v["voice_id"]),
-                        kind="custom",
-                        description=v.get("description"),
-                        language=v.get("language"),
-                        created_at=v.get("created_at"),
-                    )
-                )
+            voices.extend(_voice_from(v, "custom") for v in page.get("voices") or [])
         except (KeyError, TypeError, AttributeError):
             raise RemoteProtocolError("malformed custom voice list") from None
         token = page.get("pagination_token")
         if not token:
             break
     return voices
+
+
+def _voice_from(v: dict[str, Any], kind: str) -> Voice:
+    return Voice(
+        str(v["voice_id"]),
+        str(v.get("name") or v["voice_id"]),
+        kind=kind,
+        description=v.get("description"),
+        language=v.get("language"),
+        created_at=v.get("created_at"),
+    )
+
+
+async def create_custom_voice(
+    service: Service,
+    timeouts: Timeouts,
+    name: str,
+    audio: bytes,
+    *,
+    filename: str = "reference.wav",
+    description: str | None = None,
+    language: str | None = None,
+) -> Voice:
+    """Clone a voice from up to 120 s of reference audio (``POST /v1/custom-voices``,
+    Enterprise plans only: a 403 says so)."""
+    form = aiohttp.FormData()
+    form.add_field("name", name)
+    if description:
+        form.add_field("description", description)
+    if language:
+        form.add_field("language", language)
+    form.add_field("file", audio, filename=filename, content_type="application/octet-stream")
+    what = "creating a custom voice refused"
+    resp = await post(service, "custom-voices", timeouts, what=what, hints=_ENTERPRISE, data=form)
+    try:
+        raw = await read_capped(resp, _MAX_LIST_BODY)
+    finally:
+        resp.close()
+    try:
+        return _voice_from(loads(raw), "custom")
+    except (ValueError, KeyError, TypeError):
+        raise RemoteProtocolError("malformed answer to a custom voice creation") from None
+
+
+async def delete_custom_voice(service: Service, timeouts: Timeouts, voice_id: str) -> None:
+    """Delete one of the team's custom voices (Enterprise plans only)."""
+    what = "deleting a custom voice refused"
+    resp = await post(
+        service, f"custom-voices/{voice_id}", timeouts, what=what, hints=_ENTERPRISE, method="DELETE"
+    )
+    resp.close()

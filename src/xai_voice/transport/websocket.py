@@ -458,6 +458,9 @@ class WsConnection:
         if isinstance(event, UtteranceDone):
             wd.disarm("completion", "first_audio", "chunk_gap")
             self._inbox = None
+            logger.debug(
+                "utterance %d done on this connection (trace id %s)", self.core.epoch, event.trace_id
+            )
             if inbox is not None:
                 inbox.finish(event.trace_id)
         elif isinstance(event, Skipped):

@@ -39,7 +39,7 @@ __all__ = [
     "split_text",
 ]
 
-#: PROTOCOL.md: "at most 15,000 characters per delta".
+#: docs/protocol.md: at most 15,000 characters per delta.
 MAX_DELTA_CHARS = 15_000
 
 
