@@ -481,7 +481,7 @@ def report(res: dict[str, Any], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plots(res: dict[str, Any]) -> None:
+def plots(res: dict[str, Any], out: Path) -> None:
     try:
         import matplotlib
 
@@ -499,7 +499,7 @@ def plots(res: dict[str, Any]) -> None:
     ax.set_xscale("log")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(RESULTS / "ttfa_cdf.png", dpi=120)
+    fig.savefig(out / "ttfa_cdf.png", dpi=120)
     fig, ax = plt.subplots(figsize=(7, 4))
     levels = sorted(int(n) for n in res["capacity"])
     for c in SUBJECTS + FLOORS:
@@ -513,7 +513,7 @@ def plots(res: dict[str, Any]) -> None:
     ax.set_yscale("log")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(RESULTS / "capacity.png", dpi=120)
+    fig.savefig(out / "capacity.png", dpi=120)
 
 
 async def main_async(args: argparse.Namespace, res: dict[str, Any]) -> None:
@@ -536,7 +536,10 @@ async def main_async(args: argparse.Namespace, res: dict[str, Any]) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--quick", action="store_true")
+    p.add_argument(
+        "--quick", action="store_true", help="a short run, written to --out (default results/quick)"
+    )
+    p.add_argument("--out", type=Path, help="where results go (default: benchmarks/results)")
     p.add_argument("--utterances", type=int, default=200)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument(
@@ -559,9 +562,11 @@ def main() -> None:
         args.hang_ours, args.hang_upstream = 300, 50
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {0})
-    RESULTS.mkdir(exist_ok=True)
+    # a quick run never overwrites the committed results unless asked to
+    out: Path = args.out or (RESULTS / "quick" if args.quick else RESULTS)
+    out.mkdir(parents=True, exist_ok=True)
     # --only re-runs some scenarios and keeps the others from the last results.json
-    previous = RESULTS / "results.json"
+    previous = out / "results.json"
     res: dict[str, Any] = {}
     if args.only != ALL and previous.exists():
         res = json.loads(previous.read_text())
@@ -575,10 +580,10 @@ def main() -> None:
             res["hang"] = hang_rate(instant.url, counts, 2.0)
     res.setdefault("commands", []).append(("python -m benchmarks.run " + " ".join(sys.argv[1:])).strip())
     command = " ; ".join(res["commands"])
-    (RESULTS / "results.json").write_text(json.dumps(res, indent=1, default=str))
+    (out / "results.json").write_text(json.dumps(res, indent=1, default=str))
     text = report(res, command)
-    (RESULTS / "RESULTS.md").write_text(text)
-    plots(res)
+    (out / "RESULTS.md").write_text(text)
+    plots(res, out)
     print(text)
 
 

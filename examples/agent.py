@@ -1,27 +1,30 @@
-"""A voice agent that speaks with Grok's voices through ``livekit.plugins.xai_voice``.
+"""A voice agent that speaks with a Grok voice through ``livekit.plugins.xai_voice``.
 
-Run it as a LiveKit worker (it needs LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET,
-plus XAI_API_KEY for speech and keys for your STT and LLM):
+As a LiveKit agent it needs a LiveKit server (LIVEKIT_URL, LIVEKIT_API_KEY,
+LIVEKIT_API_SECRET), XAI_API_KEY, and an LLM of your choice; run it with the LiveKit CLI
+or livekit-agents' own entry point (the ``dev`` subcommand of the old Python CLI is
+deprecated in livekit-agents 1.8):
 
-    python examples/agent.py dev
+    lk agent dev examples/agent.py
+    python -m livekit.agents start examples/agent.py --dev
 
-The TTS part runs anywhere: ``python examples/agent.py speak "Hello"`` speaks through
-the plugin to ``agent-hello.wav``, against the local emulator when XAI_API_KEY is unset.
+Its speech runs anywhere, with no server and no key: ``python examples/agent.py speak
+"Hello"`` speaks through the plugin into ``agent-hello.wav``, against the local emulator
+when XAI_API_KEY is unset.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import sys
 import wave
 
-from livekit.agents import Agent, AgentSession, JobContext, WorkerOptions, cli
+from livekit.agents import Agent, AgentServer, AgentSession, JobContext
 
 from livekit.plugins import xai_voice
 
-logger = logging.getLogger("xai-voice-example")
+server = AgentServer()
 
 
 def make_tts() -> xai_voice.TTS:
@@ -30,7 +33,7 @@ def make_tts() -> xai_voice.TTS:
         language="en",
         sample_rate=24000,
         with_timestamps=True,  # word timings for aligned transcripts
-        replace={"LiveKit": "live kit"},  # a pronunciation map, sent once per connection
+        replace={"LiveKit": "live kit"},  # a pronunciation map
     )
 
 
@@ -39,11 +42,12 @@ class Assistant(Agent):
         super().__init__(instructions="You are a friendly assistant. Keep answers short.")
 
 
+@server.rtc_session()
 async def entrypoint(ctx: JobContext) -> None:
     await ctx.connect()
     tts = make_tts()
     tts.prewarm()  # open the WebSocket now so the first reply skips the handshake
-    session = AgentSession(
+    session: AgentSession = AgentSession(
         tts=tts,
         # stt=..., llm=..., vad=...: any livekit plugins you use
         use_tts_aligned_transcript=True,
@@ -81,8 +85,20 @@ async def speak_to_file(text: str, path: str) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
+def main(argv: list[str]) -> int:
+    if len(argv) >= 2 and argv[0] == "speak":
+        asyncio.run(speak_to_file(" ".join(argv[1:]), "agent-hello.wav"))
+        return 0
+    print(
+        'usage: python examples/agent.py speak "Some text"   (speech only, no LiveKit server)\n'
+        "       lk agent dev examples/agent.py                (the agent; needs LIVEKIT_URL, "
+        "LIVEKIT_API_KEY, LIVEKIT_API_SECRET)",
+        file=sys.stderr,
+    )
+    if argv and not os.environ.get("LIVEKIT_URL"):
+        print("agent.py: LIVEKIT_URL is not set: the agent needs a LiveKit server", file=sys.stderr)
+    return 2
+
+
 if __name__ == "__main__":
-    if len(sys.argv) >= 3 and sys.argv[1] == "speak":
-        asyncio.run(speak_to_file(" ".join(sys.argv[2:]), "agent-hello.wav"))
-    else:
-        cli.run_app(WorkerOptions(entrypoint_fnc=entrypoint))
+    sys.exit(main(sys.argv[1:]))

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
     [
         ({"sample_rate": 12345}, "sample_rate", "8000, 16000, 22050, 24000, 44100, 48000"),
         ({"codec": "flac"}, "codec", "mp3, wav, pcm, mulaw, alaw"),
-        ({"language": "xx"}, "language", "auto, en"),
+        ({"language": "english!"}, "language", "auto, en"),
         ({"voice": "not a voice!"}, "voice", "ara, eve"),
         ({"speed": 2.0}, "speed", "0.7 to 1.5"),
         ({"speed": float("nan")}, "speed", "0.7 to 1.5"),
