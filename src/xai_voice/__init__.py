@@ -6,7 +6,7 @@ the faces: :class:`Client`, the ``xai-voice`` CLI and the LiveKit plugin.  The e
 (:mod:`xai_voice.emulator`) is built on the protocol layer alone.
 """
 
-from .client import Client, Utterance
+from .client import Client, Recognition, Utterance
 from .errors import (
     CertificateError,
     ClientClosedError,
@@ -22,8 +22,10 @@ from .errors import (
     XaiVoiceError,
 )
 from .options import CODECS, LANGUAGES, SAMPLE_RATES, VOICES, TTSOptions
+from .options.stt import STTOptions
 from .protocol import AudioChunk, Timestamps
-from .transport import RestSynthesis, Timeouts, Voice
+from .protocol.stt import Final, Finished, Interim, SpeechEnded, SpeechStarted, Word
+from .transport import ChannelTranscript, RestSynthesis, Timeouts, Transcript, Voice
 from .version import __version__
 
 __all__ = [
@@ -33,19 +35,29 @@ __all__ = [
     "VOICES",
     "AudioChunk",
     "CertificateError",
+    "ChannelTranscript",
     "Client",
     "ClientClosedError",
+    "Final",
+    "Finished",
     "InsecureTransportError",
+    "Interim",
     "LocalProtocolError",
     "OptionError",
     "ProtocolError",
+    "Recognition",
     "RemoteProtocolError",
     "RestSynthesis",
+    "STTOptions",
+    "SpeechEnded",
+    "SpeechStarted",
     "TTSOptions",
     "Timeouts",
     "Timestamps",
+    "Transcript",
     "Utterance",
     "Voice",
+    "Word",
     "XaiConnectionError",
     "XaiServerError",
     "XaiStatusError",

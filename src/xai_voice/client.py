@@ -27,14 +27,18 @@ import aiohttp
 
 from .errors import ClientClosedError
 from .options import TTSOptions
+from .options.stt import STTOptions
 from .transport import (
     DEFAULT_MAX_MESSAGE_BYTES,
+    AudioSource,
     ConnectionPool,
     Endpoint,
     MapSupport,
+    Recognition,
     RestSynthesis,
     Service,
     Timeouts,
+    Transcript,
     Utterance,
     Voice,
     WsConnection,
@@ -43,9 +47,10 @@ from .transport import (
     list_voices,
     new_session,
     proxy_from_environment,
+    transcribe,
 )
 
-__all__ = ["Client", "Utterance"]
+__all__ = ["Client", "Recognition", "Utterance"]
 
 logger = logging.getLogger("xai_voice")
 
@@ -231,6 +236,51 @@ class Client:
     async def delete_custom_voice(self, voice_id: str) -> None:
         """Delete one of your team's custom voices (Enterprise plans only)."""
         await delete_custom_voice(self.service, self.timeouts, voice_id)
+
+    # -- speech to text --------------------------------------------------------------
+
+    def listen(
+        self,
+        options: STTOptions | None = None,
+        *,
+        timeouts: Timeouts | None = None,
+        frame_ms: int = 100,
+        **overrides: Any,
+    ) -> Recognition:
+        """A streamed transcription over the WebSocket: ``send`` audio, ``finish``,
+        iterate the events.  Options are validated here (``STTOptions`` or keywords)."""
+        if self._closed:
+            raise ClientClosedError()
+        opts = options if options is not None else STTOptions()
+        if overrides:
+            opts = opts.replace_with(**overrides)
+        return Recognition(
+            self.service,
+            opts,
+            timeouts or self.timeouts,
+            frame_ms=frame_ms,
+            max_message_bytes=self.max_message_bytes,
+        )
+
+    async def transcribe(
+        self,
+        source: AudioSource,
+        options: STTOptions | None = None,
+        *,
+        url: bool = False,
+        timeouts: Timeouts | None = None,
+        **overrides: Any,
+    ) -> Transcript:
+        """What was said in ``source``: audio bytes, a path to a file (streamed up), or
+        with ``url=True`` a URL the service fetches.  Containers (WAV, MP3, OGG, FLAC,
+        M4A, WebM) speak for themselves; raw audio is ``options.encoding`` at
+        ``options.sample_rate``.  One REST request."""
+        if self._closed:
+            raise ClientClosedError()
+        opts = options if options is not None else STTOptions()
+        if overrides:
+            opts = opts.replace_with(**overrides)
+        return await transcribe(self.service, source, opts, timeouts or self.timeouts, url=url)
 
     def prewarm(self, options: TTSOptions | None = None, **overrides: Any) -> None:
         """Open a connection in the background so the next utterance skips the handshake."""

@@ -1,4 +1,7 @@
-"""Word timings from the service's character timings.
+"""Word timings from the service's character timings (text to speech).  A :class:`Word`
+here is the same type as a recognised word (speech to text): text, start and end in
+seconds from the start of the utterance (a spoken word's text keeps the whitespace that
+followed it, so captions built by joining words keep them apart).
 
 The service sends ``audio_timestamps`` as characters with (start, end) times, in batches
 that are decoupled from the audio: a batch may cover several seconds, come before, with or
@@ -15,24 +18,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from .protocol.stt import Word
 from .protocol.tts import Timestamps
 
 __all__ = ["Word", "WordAssembler"]
 
 _TAG = re.compile(r"^(\[[a-z-]+\]|</?[a-z-]+>)+$")
-
-
-@dataclass(frozen=True, slots=True)
-class Word:
-    """A word as it is heard: ``start`` and ``end`` in seconds from the start of the
-    utterance.  ``text`` carries the whitespace character that followed it (if any), so
-    captions built by joining words keep them apart."""
-
-    text: str
-    start: float
-    end: float
 
 
 class WordAssembler:

@@ -1,4 +1,4 @@
-"""The ``xai-voice`` command: ``say``, ``voices``, ``emulate``.
+"""The ``xai-voice`` command: ``say``, ``listen``, ``voices``, ``emulate``.
 
 Expected failures (a bad option, a refused key, a timeout, a file that cannot be written)
 print one line and exit non-zero (2 for bad usage, 1 otherwise); only a bug shows a
@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(
         prog="xai-voice",
-        description="xAI (Grok) voice: text to speech from the command line.",
+        description="xAI (Grok) voice from the command line: text to speech and speech to text.",
         epilog=_EPILOG,
         parents=[common],
         formatter_class=_Formatter,
@@ -123,6 +123,27 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="progress bar on stderr (auto: when stderr is a terminal)",
     )
+
+    listen = sub.add_parser(
+        "listen",
+        parents=[common],
+        formatter_class=_Formatter,
+        help="print what is said in FILE (or stdin with -)",
+        description="Transcribe an audio file: a WAV file, or raw audio with --encoding and --rate.",
+    )
+    listen.add_argument("file", help="the audio: a WAV file, raw audio, or - for stdin")
+    listen.add_argument("--stream", action="store_true", help="use the WebSocket instead of one REST request")
+    listen.add_argument(
+        "--realtime", action="store_true", help="with --stream: send the audio at its own pace"
+    )
+    listen.add_argument("--json", action="store_true", help="print words, timings and speakers as JSON")
+    listen.add_argument("--language", default="en", help="language code (formatting of numbers and such)")
+    listen.add_argument("--diarize", action="store_true", help="tell speakers apart (words get a speaker)")
+    listen.add_argument("--keyterm", action="append", default=[], metavar="TERM", help="a word to favour")
+    listen.add_argument("--endpointing", type=int, default=300, help="ms of silence that ends an utterance")
+    listen.add_argument("--encoding", choices=["pcm", "mulaw", "alaw"], default="pcm", help="raw audio only")
+    listen.add_argument("--rate", type=int, help="sample rate of raw audio")
+    listen.add_argument("--channels", type=_positive_int, default=1, help="channels of raw audio")
 
     voices = sub.add_parser(
         "voices",
@@ -175,10 +196,11 @@ def _logging(verbose: bool) -> None:
 
 def _commands() -> dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]]:
     from .emulate import emulate
+    from .listen import listen
     from .say import say
     from .voices import voices
 
-    return {"say": say, "voices": voices, "emulate": emulate}
+    return {"say": say, "listen": listen, "voices": voices, "emulate": emulate}
 
 
 class _Terminated(BaseException):

@@ -26,8 +26,14 @@ def allow_insecure(flag: bool) -> bool:
     return flag or os.environ.get("XAI_ALLOW_INSECURE", "").strip().lower() in ("1", "true", "yes")
 
 
+def offline_recognition_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("pocketsphinx") is not None
+
+
 @contextlib.asynccontextmanager
-async def client_for(*, insecure: bool) -> AsyncIterator[Client]:
+async def client_for(*, insecure: bool, listening: bool = False) -> AsyncIterator[Client]:
     """A client for xAI (``XAI_API_KEY``, ``XAI_BASE_URL``), for an emulator you started
     (``XAI_BASE_URL`` on this machine, no key: the emulator's key is used), or for one
     started here (neither)."""
@@ -56,6 +62,11 @@ async def client_for(*, insecure: bool) -> AsyncIterator[Client]:
         return
     from ..emulator import Emulator
 
+    if listening and not offline_recognition_available():
+        raise Usage(
+            "XAI_API_KEY is not set, and the local emulator needs the 'stt' extra to recognise speech "
+            "offline: pip install 'xai-voice[stt]' (or set XAI_API_KEY to use xAI)"
+        )
     async with Emulator() as emu:
         print(
             f"xai-voice: XAI_API_KEY is not set; using the local emulator (offline espeak-ng voice) at "

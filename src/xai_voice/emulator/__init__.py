@@ -20,7 +20,8 @@ from aiohttp import web
 
 from .app import CustomVoice, EmulatorConfig, EmulatorServer, make_server
 from .faults import Fault, FaultKind, FaultPlan, FaultPoint
-from .records import UtteranceRecord
+from .recognition import ScriptEntry
+from .records import TranscriptRecord, UtteranceRecord
 
 __all__ = [
     "DEFAULT_KEY",
@@ -31,6 +32,8 @@ __all__ = [
     "FaultKind",
     "FaultPlan",
     "FaultPoint",
+    "ScriptEntry",
+    "TranscriptRecord",
     "UtteranceRecord",
 ]
 
@@ -143,6 +146,23 @@ class Emulator:
     def completed(self) -> list[UtteranceRecord]:
         return [u for u in self.server.utterances if u.completed]
 
+    @property
+    def transcripts(self) -> list[TranscriptRecord]:
+        """Every speech-to-text stream (or request) heard so far, in order."""
+        return list(self.server.transcripts)
+
+    def script_transcripts(self, lines: list[str | tuple[str, int] | ScriptEntry]) -> None:
+        """What the speaker says, utterance by utterance: each utterance the emulator
+        detects in the audio it hears takes the next line (``(text, speaker)`` with
+        diarization; a :class:`ScriptEntry` may name the channel too)."""
+        self.server.script.add([_entry(line) for line in lines])
+
+    async def wait_for_transcripts(self, n: int, *, timeout: float = 10.0) -> list[TranscriptRecord]:
+        """Wait until ``n`` speech-to-text streams have ended (``transcript.done`` sent)."""
+        server = self.server
+        await server.wait_for(lambda: sum(t.completed for t in server.transcripts) >= n, timeout)
+        return [t for t in server.transcripts if t.completed]
+
     def add_custom_voice(self, name: str, **kwargs: Any) -> str:
         """A custom voice, as if your team had cloned one; returns its id."""
         return self.server.add_custom_voice(name, **kwargs)
@@ -180,3 +200,11 @@ class Emulator:
         """Wait until no connection is open."""
         server = self.server
         await server.wait_for(lambda: server.active_sessions == 0, timeout)
+
+
+def _entry(line: str | tuple[str, int] | ScriptEntry) -> ScriptEntry:
+    if isinstance(line, ScriptEntry):
+        return line
+    if isinstance(line, tuple):
+        return ScriptEntry(line[0], speaker=line[1])
+    return ScriptEntry(line)

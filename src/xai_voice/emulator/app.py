@@ -19,7 +19,8 @@ from typing import Any
 from aiohttp import web
 
 from .faults import FaultKind, FaultPlan, FaultPoint
-from .records import RecordLog, UtteranceRecord
+from .recognition import Script
+from .records import RecordLog, TranscriptRecord, UtteranceRecord
 
 __all__ = ["CustomVoice", "EmulatorConfig", "EmulatorServer", "Refused", "error_response", "make_server"]
 
@@ -46,6 +47,11 @@ class EmulatorConfig:
         stream_phrases: start speaking a phrase as soon as it is complete, before
             ``text.done`` (raw codecs; wav and mp3 wait for ``text.done``).
         enterprise: whether creating and deleting custom voices is allowed (403 if not).
+        stt_after_done: what a speech-to-text session does after ``transcript.done``:
+            ``"close"`` the connection, ``"stay"`` open for another turn, or stay open and
+            ``"silent"`` (the sources disagree; a client must cope with all three).
+        stt_locked_chunk_seconds: long speech is cut into locked chunks this often.
+        stt_interim_seconds: interim results this often, when asked for.
     """
 
     api_key: str | None = None
@@ -66,6 +72,9 @@ class EmulatorConfig:
     enterprise: bool = True
     #: a seed for the emulator's choices (where timestamp batches go)
     seed: int = 0
+    stt_after_done: str = "close"
+    stt_locked_chunk_seconds: float = 3.0
+    stt_interim_seconds: float = 0.5
 
     def __post_init__(self) -> None:
         if self.timestamps not in ("batched", "per_chunk"):
@@ -74,6 +83,10 @@ class EmulatorConfig:
             raise ValueError("chunk_ms must be at least 1")
         if self.realtime < 0:
             raise ValueError("realtime must be 0 (no pacing) or more")
+        if self.stt_after_done not in ("close", "stay", "silent"):
+            raise ValueError(
+                f"stt_after_done must be 'close', 'stay' or 'silent', not {self.stt_after_done!r}"
+            )
 
 
 @dataclass
@@ -124,6 +137,9 @@ class EmulatorServer:
         self.config = config or EmulatorConfig()
         self.faults = faults if faults is not None else FaultPlan()
         self.utterances: RecordLog[UtteranceRecord] = RecordLog(self.config.max_records)
+        self.transcripts: RecordLog[TranscriptRecord] = RecordLog(self.config.max_records)
+        #: what the speaker says, in order (when scripted)
+        self.script = Script()
         self.custom_voices: dict[str, CustomVoice] = {}
         self.connections = 0
         self.active_sessions = 0
@@ -140,6 +156,7 @@ class EmulatorServer:
         r.add_delete("/v1/custom-voices/{voice_id}", self._custom_delete)
         # not part of xAI's API: the records, for tests and benchmarks in other processes
         r.add_get("/v1/_emulator/utterances", self._records)
+        r.add_get("/v1/_emulator/transcripts", self._transcript_records)
         self.app.on_shutdown.append(self._on_shutdown)
 
     # -- changes and waiting -----------------------------------------------------------
@@ -183,9 +200,9 @@ class EmulatorServer:
         if self.active_sessions >= self.config.max_sessions:
             raise Refused(429, f"too many concurrent sessions (limit {self.config.max_sessions})")
 
-    async def upgrade_fault(self, request: web.Request) -> web.StreamResponse | None:
+    async def upgrade_fault(self, request: web.Request, service: str) -> web.StreamResponse | None:
         """A fault before the answer (or the WebSocket upgrade), if one is planned."""
-        fault = self.faults.take(FaultPoint.UPGRADE)
+        fault = self.faults.take(FaultPoint.UPGRADE, service=service)
         if fault is None:
             return None
         if fault.kind is FaultKind.REFUSE:
@@ -304,6 +321,10 @@ class EmulatorServer:
         self.check_auth(request)
         return web.json_response([rec.summary() for rec in self.utterances])
 
+    async def _transcript_records(self, request: web.Request) -> web.Response:
+        self.check_auth(request)
+        return web.json_response([rec.summary() for rec in self.transcripts])
+
     async def _on_shutdown(self, app: web.Application) -> None:
         for session in list(self.sessions):
             await session.ws.close(code=1001, message=b"emulator shutting down")
@@ -311,8 +332,9 @@ class EmulatorServer:
 
 def make_server(config: EmulatorConfig | None = None, faults: FaultPlan | None = None) -> EmulatorServer:
     """The emulator with every service it speaks."""
-    from . import tts
+    from . import stt, tts
 
     server = EmulatorServer(config, faults)
     tts.install(server)
+    stt.install(server)
     return server

@@ -15,7 +15,8 @@ from typing import Any
 
 from . import Emulator
 from .faults import Fault, FaultKind, FaultPoint
-from .records import UtteranceRecord
+from .recognition import ScriptEntry
+from .records import TranscriptRecord, UtteranceRecord
 
 __all__ = ["BackgroundEmulator"]
 
@@ -115,6 +116,28 @@ class BackgroundEmulator:
     @property
     def open_connections(self) -> int:
         return self.emulator.open_connections
+
+    @property
+    def transcripts(self) -> list[TranscriptRecord]:
+        return list(self.emulator.transcripts)
+
+    def script_transcripts(self, lines: list[str | tuple[str, int] | ScriptEntry]) -> None:
+        """What the speaker says, utterance by utterance (see ``Emulator.script_transcripts``)."""
+        self.emulator.script_transcripts(lines)
+
+    async def wait_for_transcripts(self, n: int, *, timeout: float = 10.0) -> list[TranscriptRecord]:
+        """From a test's event loop: wait until ``n`` speech-to-text streams have ended."""
+        deadline = time.monotonic() + timeout
+        while sum(t.completed for t in self.transcripts) < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{sum(t.completed for t in self.transcripts)} of {n} transcripts in {timeout} s"
+                )
+            await asyncio.sleep(0.005)
+        return [t for t in self.transcripts if t.completed]
+
+    def add_custom_voice(self, name: str, **kwargs: Any) -> str:
+        return self.emulator.add_custom_voice(name, **kwargs)
 
     def fail_next(self, kind: FaultKind | str, at: FaultPoint | str = FaultPoint.BEFORE_AUDIO,
                   **kwargs: Any) -> Fault:  # fmt: skip

@@ -55,6 +55,11 @@ class FaultKind(str, Enum):
     ENDLESS = "endless"
     #: REST: the response headers dripped a byte every ``seconds``
     DRIP = "drip"
+    #: speech to text: every final result sent twice
+    RESEND_FINALS = "resend_finals"
+    #: speech to text: at audio.done, the open utterance's words go out as locked chunks
+    #: only, and transcript.done is empty (the client must still make a final of them)
+    EMPTY_DONE = "empty_done"
 
 
 class FaultPoint(str, Enum):
@@ -74,15 +79,27 @@ class FaultPoint(str, Enum):
     CLEAR = "clear"
     #: a ``session.update`` arrived: STALL leaves it unanswered, ERROR refuses it
     SESSION_UPDATE = "session_update"
+    #: speech to text: before ``transcript.created``
+    CREATED = "created"
+    #: speech to text: after the first result
+    MID_STREAM = "mid_stream"
+    #: speech to text: ``audio.done`` arrived
+    FINISH = "finish"
+    #: speech to text: ``transcript.done`` sent
+    AFTER_DONE = "after_done"
 
 
 #: the kinds that make sense at each point
 _UTTERANCE = {FaultPoint.BEFORE_AUDIO, FaultPoint.MID_AUDIO, FaultPoint.AFTER_AUDIO, FaultPoint.IDLE}
+_STT = {FaultPoint.CREATED, FaultPoint.MID_STREAM, FaultPoint.FINISH, FaultPoint.AFTER_DONE}
 _ALLOWED: dict[FaultKind, set[FaultPoint]] = {
     FaultKind.REFUSE: {FaultPoint.UPGRADE},
-    FaultKind.STALL: _UTTERANCE | {FaultPoint.UPGRADE, FaultPoint.SESSION_UPDATE},
-    FaultKind.DROP: _UTTERANCE | {FaultPoint.UPGRADE},
-    FaultKind.ERROR: _UTTERANCE | {FaultPoint.SESSION_UPDATE},
+    FaultKind.STALL: _UTTERANCE | _STT | {FaultPoint.UPGRADE, FaultPoint.SESSION_UPDATE},
+    FaultKind.DROP: _UTTERANCE | _STT | {FaultPoint.UPGRADE},
+    FaultKind.CLOSE: _UTTERANCE | _STT,
+    FaultKind.ERROR: _UTTERANCE | {FaultPoint.SESSION_UPDATE, FaultPoint.CREATED, FaultPoint.MID_STREAM},
+    FaultKind.RESEND_FINALS: {FaultPoint.MID_STREAM},
+    FaultKind.EMPTY_DONE: {FaultPoint.FINISH},
     FaultKind.INSTANT_DONE: {FaultPoint.BEFORE_AUDIO},
     FaultKind.SLOW_READ: {FaultPoint.BEFORE_AUDIO},
     FaultKind.AUDIO_AFTER_DONE: {FaultPoint.IDLE},
@@ -106,6 +123,8 @@ class Fault:
         utterance: fire only for this utterance (0-based, counted over the emulator's
             life in the order their first text arrived); None: any.
         probability: chance of firing at each match (seeded by the plan), for soaks.
+        service: ``"tts"`` or ``"stt"`` to fire only for that service (an upgrade fault
+            otherwise hits whichever connects next); None: either.
         status: the HTTP status for REFUSE.
         seconds: how long a STALL lasts; the delay per frame for SLOW_READ, per byte for
             DRIP; how late STALE_AUDIO comes after the audio.clear; how long ENDLESS
@@ -119,6 +138,7 @@ class Fault:
     probability: float = 1.0
     status: int = 503
     seconds: float = 3600.0
+    service: str | None = None
     fired: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
@@ -161,9 +181,14 @@ class Fault:
         if kind not in {k.value for k in FaultKind}:
             raise ValueError(f"unknown fault {kind!r}; kinds: {', '.join(k.value for k in FaultKind)}")
         if not at:
-            at = {"refuse": "upgrade", "drip": "upgrade", "stale_audio": "clear", "silent": "idle"}.get(
-                kind, "before_audio"
-            )
+            at = {
+                "refuse": "upgrade",
+                "drip": "upgrade",
+                "stale_audio": "clear",
+                "silent": "idle",
+                "resend_finals": "mid_stream",
+                "empty_done": "finish",
+            }.get(kind, "before_audio")
         if at.strip() not in {p.value for p in FaultPoint}:
             raise ValueError(f"unknown point {at!r}; points: {', '.join(p.value for p in FaultPoint)}")
         return cls(FaultKind(kind), FaultPoint(at.strip()), times=times, status=status)
@@ -189,13 +214,20 @@ class FaultPlan:
             self._faults.clear()
 
     def take(
-        self, point: FaultPoint, utterance: int | None = None, *, kinds: Collection[FaultKind] = ()
+        self,
+        point: FaultPoint,
+        utterance: int | None = None,
+        *,
+        kinds: Collection[FaultKind] = (),
+        service: str | None = None,
     ) -> Fault | None:
-        """The fault that fires now at ``point`` (of one of ``kinds``, if given), if any,
-        counting it."""
+        """The fault that fires now at ``point`` (of one of ``kinds``, if given, and for
+        ``service``), if any, counting it."""
         with self._lock:
             for fault in self._faults:
                 if fault.at is not point or (kinds and fault.kind not in kinds):
+                    continue
+                if fault.service is not None and service is not None and fault.service != service:
                     continue
                 if fault.times is not None and fault.fired >= fault.times:
                     continue

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["RecordLog", "UtteranceRecord"]
+__all__ = ["RecordLog", "TranscriptRecord", "UtteranceRecord"]
 
 
 @dataclass
@@ -66,6 +66,40 @@ class UtteranceRecord:
     def summary(self) -> dict[str, Any]:
         """Everything but the audio bytes, as JSON-ready values."""
         return {k: v for k, v in self.__dict__.items() if k not in ("audio", "timings")}
+
+
+@dataclass
+class TranscriptRecord:
+    """What the emulator heard and answered for one speech-to-text stream (or request)."""
+
+    index: int
+    connection: int
+    transport: str  # "websocket" or "rest"
+    options: dict[str, Any]
+    started_at: float = 0.0
+    #: audio received, in bytes and seconds (all channels)
+    audio_bytes: int = 0
+    audio_seconds: float = 0.0
+    #: every utterance it detected: (channel, start, end, text) in seconds of the stream
+    utterances: list[tuple[int, float, float, str]] = field(default_factory=list)
+    #: every result it sent, as JSON-ready dicts, in order
+    results: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    audio_done_at: float | None = None
+    done_at: float | None = None
+    error: str | None = None
+    session_id: str | None = None
+
+    @property
+    def text(self) -> str:
+        """Everything it recognised, utterance by utterance."""
+        return " ".join(t for _, _, _, t in self.utterances if t)
+
+    @property
+    def completed(self) -> bool:
+        return self.done_at is not None
+
+    def summary(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "results"}
 
 
 R = TypeVar("R")

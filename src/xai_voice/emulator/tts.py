@@ -185,7 +185,7 @@ def websocket_handler(server: EmulatorServer) -> Callable[[web.Request], Awaitab
     async def handle(request: web.Request) -> web.StreamResponse:
         server.check_auth(request)
         opts = parse_options(request.query, rest=False, known_voice=server.known_voice)
-        refused = await server.upgrade_fault(request)
+        refused = await server.upgrade_fault(request, "tts")
         if refused is not None:
             return refused
         server.check_capacity()
@@ -590,7 +590,7 @@ def rest_handler(server: EmulatorServer) -> Callable[[web.Request], Awaitable[we
             replace = validate_replace(body.get("replace") or {})
         except OptionError as exc:
             raise Refused(400, str(exc)) from None
-        refused = await server.upgrade_fault(request)
+        refused = await server.upgrade_fault(request, "tts")
         if refused is not None:
             return refused
         server.check_capacity()

@@ -1,10 +1,10 @@
 """The sans-IO layer: each service's messages, their encoding, and the client connection's
-state machine (:mod:`.tts`; speech to text beside it), with the errors they raise.
+state machine (:mod:`.tts` and :mod:`.stt`, side by side), with the errors they raise.
 
 Nothing here imports asyncio or aiohttp, so every rule can be tested without a network.
 """
 
-from . import tts
+from . import stt, tts
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError, XaiVoiceError
 from .tts import AudioChunk, Timestamps
 
@@ -15,5 +15,6 @@ __all__ = [
     "RemoteProtocolError",
     "Timestamps",
     "XaiVoiceError",
+    "stt",
     "tts",
 ]

@@ -59,6 +59,13 @@ class Timeouts:
     #: about four round trips, measured on that connection); past it the connection is
     #: taken for dead and the utterance moves to a new one, replaying its text.
     probe: float = 0.75
+    #: speech to text: the upgrade -> ``transcript.created``.
+    created: float = 10.0
+    #: speech to text: between two results of an utterance the service has started to
+    #: hear (silence with no speech in it is not timed: a user may say nothing for long).
+    result_gap: float = 10.0
+    #: speech to text: ``audio.done`` sent -> the last ``transcript.done``.
+    final: float = 10.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -78,6 +85,9 @@ class Timeouts:
             completion=max(seconds, 1.0),
             clear=seconds,
             session_update=seconds,
+            created=seconds,
+            result_gap=seconds,
+            final=seconds,
         )
 
 

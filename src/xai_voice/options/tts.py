@@ -1,4 +1,4 @@
-"""Synthesis options: validated once, rendered as the WebSocket query or the REST body.
+"""Text-to-speech options: validated once, rendered as the WebSocket query or the REST body.
 
 Every bound here is from docs/protocol.md.  Options are checked when the object is built, so a
 typo fails on the line that made it, with the parameter named and the allowed values
@@ -8,17 +8,15 @@ listed, instead of as an HTTP 400 at the first utterance.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .errors import OptionError
-from .text import MAX_TEXT_CHARS, check_text
-
-logger = logging.getLogger("xai_voice")
+from ..errors import OptionError
+from ..text import MAX_TEXT_CHARS, check_text
+from .common import check_language, choices
 
 __all__ = [
     "BIT_RATES",
@@ -30,7 +28,6 @@ __all__ = [
     "VOICES",
     "Codec",
     "TTSOptions",
-    "check_language",
     "mime_type",
 ]
 
@@ -72,40 +69,6 @@ _MIME = {
 def mime_type(codec: str) -> str:
     """The Content-Type the service uses for ``codec``."""
     return _MIME[codec]
-
-
-def _choices(values: tuple[Any, ...]) -> str:
-    return ", ".join(str(v) for v in values)
-
-
-#: a language code as BCP 47 writes it: "en", "pt-BR", "zh-Hans-CN"
-_WELL_FORMED_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
-_warned_languages: set[str] = set()
-
-
-def check_language(language: object, documented: tuple[str, ...], service: str) -> str:
-    """A documented language (in its documented spelling), or any well-formed code with
-    one warning: the docs say "additional languages may work", so the service, not this
-    client, is the judge; a code it refuses comes back as its own 400."""
-    by_lower = {lang.lower(): lang for lang in documented}
-    known = by_lower.get(str(language).lower())
-    if known is not None:
-        return known
-    if not isinstance(language, str) or not _WELL_FORMED_LANGUAGE.fullmatch(language):
-        raise OptionError(
-            "language",
-            f"{language!r} is not a language code (like 'en' or 'pt-BR'); documented for {service}: "
-            f"{_choices(documented)}",
-        )
-    if language.lower() not in _warned_languages:
-        _warned_languages.add(language.lower())
-        logger.warning(
-            "language %r is not in the documented list for %s (%s); sending it anyway: the service decides",
-            language,
-            service,
-            ", ".join(documented),
-        )
-    return language
 
 
 def validate_replace(replace: Mapping[str, str]) -> dict[str, str]:
@@ -168,19 +131,19 @@ class TTSOptions:
         if not isinstance(self.voice, str) or not _VOICE_ID.fullmatch(self.voice):
             raise OptionError(
                 "voice",
-                f"{self.voice!r} is not a voice id; built-in voices: {_choices(VOICES)}",
+                f"{self.voice!r} is not a voice id; built-in voices: {choices(VOICES)}",
             )
         set_(self, "voice", self.voice.lower())
         set_(self, "language", check_language(self.language, LANGUAGES, "text to speech"))
         codec = _CODEC_ALIASES.get(str(self.codec).lower(), str(self.codec).lower())
         if codec not in CODECS:
             raise OptionError("codec", f"{self.codec!r} is not supported; allowed: "
-                              f"{_choices(CODECS)} (ulaw = mulaw)")  # fmt: skip
+                              f"{choices(CODECS)} (ulaw = mulaw)")  # fmt: skip
         set_(self, "codec", codec)
         if isinstance(self.sample_rate, bool) or self.sample_rate not in SAMPLE_RATES:
             raise OptionError(
                 "sample_rate",
-                f"{self.sample_rate!r} is not supported; allowed: {_choices(SAMPLE_RATES)}",
+                f"{self.sample_rate!r} is not supported; allowed: {choices(SAMPLE_RATES)}",
             )
         if self.bit_rate is not None:
             if codec != "mp3":
@@ -188,7 +151,7 @@ class TTSOptions:
             if isinstance(self.bit_rate, bool) or self.bit_rate not in BIT_RATES:
                 raise OptionError(
                     "bit_rate",
-                    f"{self.bit_rate!r} is not supported; allowed: {_choices(BIT_RATES)}",
+                    f"{self.bit_rate!r} is not supported; allowed: {choices(BIT_RATES)}",
                 )
         if self.speed is not None:
             lo, hi = SPEED_RANGE
