@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 
-import psutil
+import hypothesis  # noqa: F401  (imported here, not first in the terminal summary: CPython 3.11.7's
+import psutil  # ast.parse can fail there with "recursion depth mismatch", gh-106905)
 import pytest
 from livekit.agents import APIConnectOptions
 

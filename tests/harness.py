@@ -132,3 +132,45 @@ async def naive_flag_after_send(base_url: str, api_key: str, text: str) -> None:
                     return
 
         await asyncio.gather(sender(), receiver())
+
+
+async def naive_stt_flag_after_send(base_url: str, api_key: str, audio: bytes) -> bool:
+    """The published STT bug, reduced: "closing" is set after ``await send(audio.done)``
+    returns, and a close while not closing is taken as a failure.  Returns whether the
+    final transcript was received."""
+    ws_url = base_url.replace("http", "ws", 1) + "/stt?sample_rate=16000&encoding=pcm&endpointing=5000"
+    final = False
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(ws_url, headers={"Authorization": f"Bearer {api_key}"}) as ws,
+    ):
+        closing = False
+        ready = asyncio.Event()
+
+        async def sender() -> None:
+            nonlocal closing
+            await ready.wait()  # it holds the audio until the session is ready, as they do
+            for i in range(0, len(audio), 3200):
+                await ws.send_bytes(audio[i : i + 3200])
+            await ws.send_str(json.dumps({"type": "audio.done"}))
+            closing = True  # too late: the close may already have been read
+
+        async def receiver() -> None:
+            nonlocal final
+            while True:
+                msg = await ws.receive()
+                if msg.type is not aiohttp.WSMsgType.TEXT:
+                    if not closing:
+                        raise ConnectionError("connection closed unexpectedly")
+                    return
+                obj = json.loads(msg.data)
+                if obj["type"] == "transcript.created":
+                    ready.set()
+                if obj.get("speech_final"):
+                    final = True
+
+        try:
+            await asyncio.gather(sender(), receiver())
+        except ConnectionError:
+            return False
+    return final

@@ -16,6 +16,7 @@ import asyncio
 import re
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +51,7 @@ Int16Array = npt.NDArray[np.int16]
 _RATES = (8000, 16000, 22050, 24000, 44100, 48000)
 _WELL_FORMED_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 _FRAME_MS = 20
+_SMOOTHING_FRAMES = 5
 #: words revealed per this many seconds of speech, for scripted interim results
 _SECONDS_PER_WORD = 0.3
 
@@ -167,6 +169,9 @@ class _Listener:
         self.buffer = np.zeros(0, dtype=np.int16)
         self.t = 0.0  # seconds of audio heard on this channel
         self.open: _Utterance | None = None
+        # speech is judged over the last 100 ms, so the stop closures inside a word or
+        # between words (espeak makes them 20-140 ms of digital silence) do not end it
+        self.recent: deque[float] = deque(maxlen=_SMOOTHING_FRAMES)
 
     def feed(self, samples: Int16Array) -> list[tuple[str, _Utterance]]:
         """(what happened, to which utterance) for each whole frame: "start", "speech"
@@ -178,7 +183,8 @@ class _Listener:
         while len(self.buffer) >= n:
             frame, self.buffer = self.buffer[:n], self.buffer[n:]
             rms = float(np.sqrt(np.mean(frame.astype(np.float64) ** 2))) / 32768.0
-            speech = rms > self.threshold
+            self.recent.append(rms)
+            speech = max(self.recent) > self.threshold
             u = self.open
             if u is None:
                 if speech:
@@ -379,9 +385,11 @@ class SttSession:
     async def _finish(self) -> bool:
         """audio.done: close what is open, then transcript.done per channel."""
         self.rec.audio_done_at = time.monotonic()
+        if self.stalled:
+            return False  # says nothing more, not even goodbye
         fault = self.server.faults.take(FaultPoint.FINISH, self.rec.index, service="stt")
-        if fault is not None and fault.kind is not FaultKind.EMPTY_DONE and await self._apply(fault):
-            return True
+        if fault is not None and fault.kind is not FaultKind.EMPTY_DONE:
+            return await self._apply(fault)
         empty = fault is not None and fault.kind is FaultKind.EMPTY_DONE
         for listener in self.listeners:
             u, listener.open = listener.open, None

@@ -166,7 +166,11 @@ class Recognition:
             self._connecting = asyncio.get_running_loop().create_task(
                 self._open(), name="xai-voice-stt-connect"
             )
-        await asyncio.shield(self._connecting)
+        try:
+            await asyncio.shield(self._connecting)
+        except XaiVoiceError as exc:
+            self._fail(exc)  # a reader in another task gets it too
+            raise
 
     async def _open(self) -> None:
         if self._closed:

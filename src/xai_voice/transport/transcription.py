@@ -62,9 +62,19 @@ def _is_container(head: bytes) -> bool:
     return (
         head[:4] in (b"RIFF", b"OggS", b"fLaC", b"\x1aE\xdf\xa3")
         or head[:3] == b"ID3"
-        or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+        or _mpeg_frame(head)
         or head[4:8] == b"ftyp"
     )
+
+
+def _mpeg_frame(head: bytes) -> bool:
+    """An MPEG audio frame header (an MP3 with no ID3 tag), checked closely enough that
+    raw G.711 silence (0xFF bytes) is not taken for one."""
+    if len(head) < 3 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return False
+    version, layer = (head[1] >> 3) & 3, (head[1] >> 1) & 3
+    bitrate, rate = head[2] >> 4, (head[2] >> 2) & 3
+    return version != 1 and layer != 0 and bitrate not in (0, 15) and rate != 3
 
 
 def _words(raw: Any) -> tuple[Word, ...]:
