@@ -345,3 +345,47 @@ def test_emulate_help_shows_defaults_and_a_busy_port_is_named() -> None:
 def test_a_bare_command_prints_help() -> None:
     r = run()
     assert r.returncode == 0 and "usage: xai-voice" in r.stdout and "say" in r.stdout
+
+
+# -- listen ----------------------------------------------------------------------------------
+
+
+def test_say_then_listen_round_trips_offline(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XAI_")}
+    say = subprocess.Popen([sys.executable, "-m", "xai_voice.cli", "say", "Please call my mother tomorrow morning.",
+                            "--voice", "cosmo", "-o", "-"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)  # fmt: skip
+    listen = subprocess.run([sys.executable, "-m", "xai_voice.cli", "listen", "-"], stdin=say.stdout,
+                            capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+    say.wait(30)
+    assert listen.returncode == 0, listen.stderr
+    heard = listen.stdout.lower().split()
+    assert len({"please", "call", "mother", "tomorrow", "morning"} & {w.strip(".") for w in heard}) >= 3
+
+
+def test_listen_prints_scripted_words_as_json(tmp_path: Path, tone: BackgroundEmulator) -> None:
+    out = tmp_path / "in.wav"
+    assert run("say", "Book a table.", "-o", str(out), "--rate", "16000", env=tone_env(tone)).returncode == 0
+    tone.script_transcripts(["book a table"])
+    r = run("listen", str(out), "--json", env=tone_env(tone))
+    assert r.returncode == 0, r.stderr
+    import json
+
+    result = json.loads(r.stdout)
+    assert result["text"] == "Book a table." and [w["text"] for w in result["words"]] == [
+        "book",
+        "a",
+        "table",
+    ]
+    tone.script_transcripts(["book a table"])
+    r = run("listen", str(out), "--stream", env=tone_env(tone))
+    assert r.returncode == 0 and r.stdout.strip() == "Book a table.", (r.stderr, [(t.transport, t.utterances) for t in tone.transcripts])
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["listen", "nowhere.wav"], "is not a file"),
+    (["listen", "raw.bin"], "not a WAV file"),
+])  # fmt: skip
+def test_listen_errors_are_one_line(tmp_path: Path, args: list[str], needle: str) -> None:
+    (tmp_path / "raw.bin").write_bytes(b"\x01\x02" * 100)
+    r = run(*args, cwd=tmp_path)
+    assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr

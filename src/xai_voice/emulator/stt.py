@@ -543,8 +543,7 @@ async def _transcribe_file(server: EmulatorServer, rec: TranscriptRecord, audio:
         ends = [
             u for what, u in listener.feed(samples[c::channels] if channels > 1 else samples) if what == "end"
         ]
-        flush = np.zeros(int(rate * (listener.endpointing + 0.05)), dtype=np.int16)  # end the last one
-        tail = [u for what, u in listener.feed(flush) if what == "end"]
+        tail = [] if listener.open is None else [listener.open]  # the file ended mid-utterance
         words: list[Word] = []
         for u in ends + tail:
             u.entry = server.script.take(c)
