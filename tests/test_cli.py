@@ -378,7 +378,10 @@ def test_listen_prints_scripted_words_as_json(tmp_path: Path, tone: BackgroundEm
     ]
     tone.script_transcripts(["book a table"])
     r = run("listen", str(out), "--stream", env=tone_env(tone))
-    assert r.returncode == 0 and r.stdout.strip() == "Book a table.", (r.stderr, [(t.transport, t.utterances) for t in tone.transcripts])
+    assert r.returncode == 0 and r.stdout.strip() == "Book a table.", (
+        r.stderr,
+        [(t.transport, t.utterances) for t in tone.transcripts],
+    )
 
 
 @pytest.mark.parametrize(("args", "needle"), [

@@ -343,6 +343,51 @@ def test_stt_never_loses_the_last_transcript_deep(listening: BackgroundEmulator)
     assert hung == [] and lost == []
 
 
+LK_STT_QUICK = int(os.environ.get("XAI_VOICE_LK_STT_RACE_SEEDS", "1000"))
+
+
+def _livekit_stt_run(emu: BackgroundEmulator, lost: list[int]):  # type: ignore[no-untyped-def]
+    from livekit import rtc
+
+    audio = _stt_audio()
+    step = 320 * 2  # livekit's 20 ms frames at 16 kHz
+
+    async def run(seed: int) -> None:
+        emu.script_transcripts([f"seed {seed} said this"])
+        ears = lk.STT(api_key=emu.api_key, base_url=emu.url, endpointing=5000)
+        try:
+            stream = ears.stream(conn_options=lk_opts())
+            for i in range(0, len(audio), step):
+                piece = audio[i : i + step]
+                stream.push_frame(rtc.AudioFrame(piece, 16000, 1, len(piece) // 2))
+            stream.end_input()
+            events = [ev async for ev in stream]
+            said = [ev.alternatives[0].text for ev in events if ev.type.name == "FINAL_TRANSCRIPT"]
+            if said != [f"Seed {seed} said this."]:
+                lost.append(seed)
+            await stream.aclose()
+        finally:
+            await ears.aclose()
+
+    return run
+
+
+def test_livekit_stt_never_loses_the_last_transcript(listening: BackgroundEmulator) -> None:
+    lost: list[int] = []
+    hung = run_seeds(range(LK_STT_QUICK), _livekit_stt_run(listening, lost), limit=5.0)
+    assert hung == [] and lost == []
+
+
+@pytest.mark.deep
+@pytest.mark.timeout(3600)
+def test_livekit_stt_never_loses_the_last_transcript_deep(listening: BackgroundEmulator) -> None:
+    lost: list[int] = []
+    with _report("speech to text, livekit", DEEP):
+        seeds = range(LK_STT_QUICK, LK_STT_QUICK + DEEP)
+        hung = run_seeds(seeds, _livekit_stt_run(listening, lost), limit=5.0)
+    assert hung == [] and lost == []
+
+
 def test_the_harness_bites_the_stt_flag_after_send_pattern(listening: BackgroundEmulator) -> None:
     """Proof the harness can fail: "closing" set after the audio.done send returns loses
     the final when the service closes first (or waits forever for it)."""

@@ -80,6 +80,8 @@ class TranscriptRecord:
     #: audio received, in bytes and seconds (all channels)
     audio_bytes: int = 0
     audio_seconds: float = 0.0
+    #: binary messages of audio received (the client's framing)
+    audio_messages: int = 0
     #: every utterance it detected: (channel, start, end, text) in seconds of the stream
     utterances: list[tuple[int, float, float, str]] = field(default_factory=list)
     #: every result it sent, as JSON-ready dicts, in order

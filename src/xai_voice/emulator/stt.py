@@ -285,6 +285,7 @@ class SttSession:
     async def _audio(self, data: bytes) -> bool:
         """Hear some audio; True if the connection is over."""
         self.rec.audio_bytes += len(data)
+        self.rec.audio_messages += 1
         width = 2 if self.opts["encoding"] == "pcm" else 1
         data = self.pending + data
         usable = len(data) - len(data) % (width * len(self.listeners))

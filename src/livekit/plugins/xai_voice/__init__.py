@@ -1,8 +1,9 @@
-"""xAI (Grok) text-to-speech for LiveKit Agents.
+"""xAI (Grok) voice for LiveKit Agents: text to speech and speech to text.
 
-``from livekit.plugins import xai_voice``; ``AgentSession(tts=xai_voice.TTS(voice="ara"))``.
-Built on the :mod:`xai_voice` engine: deadlines on every wait, pooled WebSockets, barge-in
-with ``text.clear``, and no dependence on which task resumes first.
+``from livekit.plugins import xai_voice``;
+``AgentSession(stt=xai_voice.STT(), tts=xai_voice.TTS(voice="ara"), ...)``.  Built on the
+:mod:`xai_voice` engine: deadlines on every wait, nothing of one utterance in another, and
+no dependence on which task resumes first.
 """
 
 import threading
@@ -11,12 +12,15 @@ from livekit.agents import Plugin
 
 from .log import logger
 from .models import TTSCodecs, TTSLanguages, TTSSampleRates, TTSVoices
+from .stt import STT, SpeechStream
 from .tts import TTS, ChunkedStream, SynthesizeStream
 from .version import __version__
 
 __all__ = [
+    "STT",
     "TTS",
     "ChunkedStream",
+    "SpeechStream",
     "SynthesizeStream",
     "TTSCodecs",
     "TTSLanguages",
