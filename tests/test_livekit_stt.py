@@ -162,6 +162,61 @@ async def test_update_options_mid_utterance_loses_nothing(plugin: lk.STT, emu: E
     )
 
 
+async def test_update_options_between_utterances_applies_at_once(plugin: lk.STT, emu: Emulator) -> None:
+    """Nobody speaking: the next utterance is heard with the new options already."""
+    emu.script_transcripts(SAID)
+    stream = plugin.stream(conn_options=OPTS)
+    events: list[stt.SpeechEvent] = []
+
+    async def read() -> None:
+        async for ev in stream:
+            events.append(ev)
+
+    reader = asyncio.ensure_future(read())
+    for f in frames(speech("Book a table for two.")):
+        stream.push_frame(f)
+    await eventually(lambda: finals(events) == ["Book a table for two."])
+    plugin.update_options(language="fr")
+    for f in frames(bytes(2 * 48000 // 5)):  # a room's frames keep coming while nobody speaks
+        stream.push_frame(f)
+    await eventually(lambda: len(emu.transcripts) == 2)  # moved before anyone spoke again
+    for f in frames(speech("At eight tonight.")):
+        stream.push_frame(f)
+    stream.end_input()
+    await reader
+    await stream.aclose()
+    assert finals(events) == ["Book a table for two.", "At eight tonight."]
+    assert [(t.options["language"], t.text) for t in emu.transcripts] == [
+        ("en", "Book a table for two."),
+        ("fr", "At eight tonight."),
+    ]
+
+
+@pytest.mark.parametrize("after_frames", [1, 5, 15])
+async def test_update_options_as_speech_starts_does_not_cut_it(
+    plugin: lk.STT, emu: Emulator, after_frames: int
+) -> None:
+    """The user has just started (the service has not said so yet): the utterance is
+    heard whole on the old connection; the new options come after it."""
+    emu.script_transcripts(SAID[:1])
+    stream = plugin.stream(conn_options=OPTS)
+    fs = frames(speech("Book a table for two."))
+    for f in fs[:after_frames]:
+        stream.push_frame(f)
+    await asyncio.sleep(0.02)
+    plugin.update_options(language="fr")
+    for f in fs[after_frames:]:
+        stream.push_frame(f)
+        await asyncio.sleep(0)
+    stream.end_input()
+    events = [ev async for ev in stream]
+    await stream.aclose()
+    assert finals(events) == ["Book a table for two."]
+    # heard whole on one connection (the first, or the second if the first heard only the
+    # silence before it)
+    assert [t.text for t in emu.transcripts if t.text] == ["Book a table for two."]
+
+
 async def test_recognize_over_rest(plugin: lk.STT, emu: Emulator) -> None:
     emu.script_transcripts(SAID[:1])
     event = await plugin.recognize(frames(speech("Book a table for two.")), conn_options=OPTS)

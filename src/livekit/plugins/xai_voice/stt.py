@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
+import numpy as np
 from livekit.agents import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions, stt, utils
 from livekit.agents.language import LanguageCode
 from livekit.agents.types import NOT_GIVEN, NotGivenOr, TimedString
@@ -44,6 +45,9 @@ __all__ = ["STT", "SpeechStream"]
 
 #: how often usage is reported while audio flows (and at the end of every connection)
 USAGE_EVERY_SECONDS = 5.0
+#: options change between utterances only after this much audio with no sample above QUIET_PEAK
+QUIET_SECONDS = 0.5
+QUIET_PEAK = 1000  # about -30 dBFS
 #: the most audio without a final result kept to send again when a connection fails
 REPLAY_SECONDS = 60.0
 
@@ -196,7 +200,7 @@ class STT(stt.STT[Any]):
         filler_words: NotGivenOr[bool | None] = NOT_GIVEN,
     ) -> None:
         """Change options.  A running stream takes them at its next utterance boundary
-        (when nobody is speaking), never by cutting an utterance; ``sample_rate`` and
+        (at once when nobody is speaking), never by cutting an utterance; ``sample_rate`` and
         ``encoding`` are fixed for the life of the STT."""
         given = {
             k: v
@@ -219,6 +223,8 @@ class STT(stt.STT[Any]):
             self._opts = self._opts.replace_with(**given)
         except xai_voice.OptionError as exc:
             raise ValueError(str(exc)) from None
+        for stream in list(self._streams):
+            stream._options_changed()
 
     async def _recognize_impl(
         self,
@@ -300,6 +306,7 @@ class SpeechStream(stt.RecognizeStream):
         self._replayed = 0.0  # seconds of audio put back for a retry to send again
         self._input_ended = False
         self._speaking = False
+        self._new_options = asyncio.Event()
         self._unreported = 0.0  # seconds of audio sent but not yet reported as usage
 
     def _current_options(self) -> xai_voice.STTOptions:
@@ -324,6 +331,7 @@ class SpeechStream(stt.RecognizeStream):
             if not first and not self._carry and not await self._await_audio():
                 return
             first = False
+            self._new_options.clear()
             opts = self._current_options()
             rec = self._xai._client.listen(opts, timeouts=timeouts)
             self._unfinal.clear()
@@ -378,6 +386,7 @@ class SpeechStream(stt.RecognizeStream):
         receive = loop.create_task(
             self._receive(rec, opts, request_id, audio_before, switch), name="xai-voice-lk-stt-recv"
         )
+        watch = loop.create_task(self._watch_options(opts, switch), name="xai-voice-lk-stt-options")
         try:
             done, _ = await asyncio.wait((pump, receive), return_when=asyncio.FIRST_COMPLETED)
             if receive in done:
@@ -390,12 +399,42 @@ class SpeechStream(stt.RecognizeStream):
             self._unfinal.clear()  # the connection is done: all it heard is final
             return reason != "ended" or bool(self._carry)
         finally:
-            for task in (pump, receive):
+            for task in (pump, receive, watch):
                 if not task.done():
                     task.cancel()
-            for task in (pump, receive):
+            for task in (pump, receive, watch):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+
+    def _options_changed(self) -> None:
+        self._new_options.set()
+
+    async def _watch_options(self, opts: xai_voice.STTOptions, switch: asyncio.Event) -> None:
+        """New options while nobody is speaking: move to a connection with them now (while
+        someone speaks, the end of their utterance does it).  "Nobody" is the service's
+        word and the audio's: speech the service has not reported yet is still loud in the
+        last :data:`QUIET_SECONDS` sent."""
+        while True:
+            await self._new_options.wait()
+            self._new_options.clear()
+            if not self._speaking and self._quiet() and self._current_options() != opts:
+                logger.debug("options changed between utterances: moving to a new connection")
+                switch.set()
+                return
+
+    def _quiet(self) -> bool:
+        """No sample of the last :data:`QUIET_SECONDS` of audio (sent or not) reaches
+        :data:`QUIET_PEAK`.  Only 16-bit PCM is judged; other encodings wait for the end
+        of an utterance."""
+        opts = self._xai._opts
+        if opts.encoding != "pcm":
+            return False
+        tail = int(QUIET_SECONDS * opts.bytes_per_second) // self._align * self._align
+        recent = (bytes(self._unfinal) + bytes(self._carry))[-tail:]
+        if not recent:
+            return True
+        samples = np.frombuffer(recent[: len(recent) // 2 * 2], dtype="<i2")
+        return samples.size == 0 or int(np.abs(samples.astype(np.int32)).max()) < QUIET_PEAK
 
     async def _send_carry(self, rec: xai_voice.Recognition) -> None:
         """Send the carry (the engine frames it, 100 ms a message), taken from the carry
