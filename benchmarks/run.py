@@ -32,10 +32,12 @@ from typing import Any, cast
 
 import aiohttp
 
+from . import conversation as conversation_bench
+from . import stt as stt_bench
 from .subjects import FLOORS, SUBJECTS, LiveKitFloor, OursLiveKit, Subject, Upstream
 
 RESULTS = Path(__file__).parent / "results"
-ALL = {"ttfa", "cpu", "capacity", "memory", "hang"}
+ALL = {"ttfa", "cpu", "capacity", "memory", "hang", "stt", "conversation"}
 KEY = "bench-key"
 
 
@@ -412,7 +414,7 @@ def report(res: dict[str, Any], command: str) -> str:
         "Machine: " + json.dumps(res["machine"]),
         "",
     ]
-    for mode in ("warm", "cold"):
+    for mode in ("warm", "cold") if "ttfa" in res else ():
         t = res["ttfa"][mode]
         lines += [f"## Time to first audio, {mode} (ms above the emulator's own time to first audio)", "",
                   "| subject | n | p50 | p90 | p99 | p50 vs upstream |", "|---|---|---|---|---|---|"]  # fmt: skip
@@ -425,7 +427,7 @@ def report(res: dict[str, Any], command: str) -> str:
     lines += ["## Client CPU per second of audio (ms CPU / s audio, median of repeats)", "",
               "| case | " + " | ".join(c.name for c in cols) + " | LiveKit face vs upstream | same, above the floor |",
               "|---|" + "---|" * (len(cols) + 2)]  # fmt: skip
-    for case, row in res["cpu"].items():
+    for case, row in res.get("cpu", {}).items():
         cells = [f"{row[c.name]:.3f}" if c.name in row else "n/a" for c in cols]
         ours, theirs, floor = (row.get(k, float("nan")) for k in (OursLiveKit.name, up, fl))
         lines.append(
@@ -469,15 +471,19 @@ def report(res: dict[str, Any], command: str) -> str:
                   + ", ".join(f"{c.name}: {together.get(c.name, 0)}" for c in cols), ""]  # fmt: skip
     lines += ["## Hang rate (drained sends + instant audio.done + shuffled task order)", "",
               "| subject | utterances | hangs | per 1,000 |", "|---|---|---|---|"]  # fmt: skip
-    for name, row in res["hang"].items():
+    for name, row in res.get("hang", {}).items():
         lines.append(f"| {name} | {row['utterances']} | {row['hangs']} | {row['per_1000']:.1f} |")
     lines += ["", "## Memory (KiB of Python heap, tracemalloc)", "",
               "| subject | per idle pooled connection | idle connections kept of the burst | per active stream |",
               "|---|---|---|---|"]  # fmt: skip
-    for name, row in res["memory"].items():
+    for name, row in res.get("memory", {}).items():
         lines.append(
             f"| {name} | {row['idle_kib']:.0f} | {row.get('idle_kept', 'n/a')} | {row['active_kib']:.0f} |"
         )
+    if "stt" in res:
+        lines += ["", *stt_bench.report(res["stt"])]
+    if "conversation" in res:
+        lines += ["", *conversation_bench.report(res["conversation"])]
     return "\n".join(lines) + "\n"
 
 
@@ -489,6 +495,8 @@ def plots(res: dict[str, Any], out: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         print("matplotlib not installed: no plots", file=sys.stderr)
+        return
+    if "ttfa" not in res or "capacity" not in res:
         return
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, row in res["ttfa"]["warm"].items():
@@ -549,6 +557,17 @@ def main() -> None:
     p.add_argument("--memory-n", type=int, default=100)
     p.add_argument("--hang-ours", type=int, default=10_000)
     p.add_argument("--hang-upstream", type=int, default=300)
+    p.add_argument("--stt-repeats", type=int, default=10)
+    p.add_argument("--stt-race-ours", type=int, default=1000)
+    p.add_argument("--stt-race-upstream", type=int, default=300)
+    p.add_argument(
+        "--rtts",
+        type=lambda s: [int(x) / 1000 for x in s.split(",")],
+        default=[0.05, 0.15],
+        help="round trips (ms) of the delay proxy for stt and conversation",
+    )
+    p.add_argument("--replies", type=int, default=12, help="replies per conversation")
+    p.add_argument("--conversation-repeats", type=int, default=3)
     p.add_argument(
         "--only",
         type=lambda v: set(v.split(",")),
@@ -560,6 +579,8 @@ def main() -> None:
         args.utterances, args.repeats, args.levels, args.memory_n = 40, 2, [50, 200], 30
         args.capacity_repeats = 1
         args.hang_ours, args.hang_upstream = 300, 50
+        args.stt_repeats, args.stt_race_ours, args.stt_race_upstream = 3, 200, 50
+        args.replies, args.conversation_repeats = 6, 1
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {0})
     # a quick run never overwrites the committed results unless asked to
@@ -578,6 +599,18 @@ def main() -> None:
         with emulator("--fault", "instant_done*") as instant:
             counts = {OursLiveKit.name: args.hang_ours, Upstream.name: args.hang_upstream}
             res["hang"] = hang_rate(instant.url, counts, 2.0)
+    if "stt" in args.only:
+        print("speech to text ...", file=sys.stderr)
+        res["stt"] = stt_bench.run(
+            rtts=[0.0, *args.rtts], repeats=args.stt_repeats,
+            race_counts={stt_bench.OursStt.name: args.stt_race_ours,
+                         stt_bench.UpstreamStt.name: args.stt_race_upstream},
+        )  # fmt: skip
+    if "conversation" in args.only:
+        print("conversation ...", file=sys.stderr)
+        res["conversation"] = conversation_bench.run(
+            rtts=args.rtts, replies=args.replies, repeats=args.conversation_repeats
+        )
     res.setdefault("commands", []).append(("python -m benchmarks.run " + " ".join(sys.argv[1:])).strip())
     command = " ; ".join(res["commands"])
     (out / "results.json").write_text(json.dumps(res, indent=1, default=str))

@@ -237,6 +237,37 @@ def test_sigterm_leaves_no_temporary_file(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("attempt", range(3))
+def test_sigterm_ends_an_emulator_as_it_accepts_a_connection(attempt: int) -> None:
+    """SIGTERM landing while the event loop runs a callback (accepting a connection, as a
+    readiness probe makes it do just before a benchmark stops it) still ends the process:
+    it used to be logged by asyncio and ignored."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xai_voice.cli", "emulate", "--tone", "--port", str(port), "--key", "k"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err.decode()[-500:]
+    assert b"Traceback" not in err
+
+
 # -- input and usage -------------------------------------------------------------------------
 
 

@@ -92,3 +92,33 @@ async def test_a_long_running_emulator_keeps_its_memory_flat() -> None:
         assert len(emu.utterances) == 100 and emu.server.utterances.total == 750
         assert all(not u.audio for u in emu.utterances)
     assert grown < 8, f"RSS grew {grown:.1f} MiB over 600 utterances"
+
+
+async def test_a_client_leaving_as_it_clears_is_not_an_emulator_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Over TLS, audio.clear and the client's close arrive together: answering the clear
+    finds the transport closing, which is the client's business, not an error to log."""
+    import logging
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    caplog.set_level(logging.ERROR)
+    async with Emulator(tone=True, realtime=1.0, ssl_context=server_ctx) as emu:
+        url = emu.url.replace("http", "ws", 1) + "/tts?voice=eve&language=en&codec=pcm&sample_rate=24000"
+        for _ in range(10):
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_ctx)) as session:
+                ws = await session.ws_connect(url, headers={"Authorization": f"Bearer {emu.api_key}"})
+                await ws.send_str('{"type":"text.delta","delta":"Hello there, a long sentence."}')
+                await ws.send_str('{"type":"text.done"}')
+                await ws.receive()
+                await ws.send_str('{"type":"audio.clear"}')
+                ws._response.connection.transport.close()  # type: ignore[union-attr]
+        await emu.wait_idle()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

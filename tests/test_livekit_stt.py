@@ -179,6 +179,7 @@ async def test_update_options_between_utterances_applies_at_once(plugin: lk.STT,
     plugin.update_options(language="fr")
     for f in frames(bytes(2 * 48000 // 5)):  # a room's frames keep coming while nobody speaks
         stream.push_frame(f)
+        await asyncio.sleep(0.005)
     await eventually(lambda: len(emu.transcripts) == 2)  # moved before anyone spoke again
     for f in frames(speech("At eight tonight.")):
         stream.push_frame(f)

@@ -203,8 +203,10 @@ def _commands() -> dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, 
     return {"say": say, "listen": listen, "voices": voices, "emulate": emulate}
 
 
-class _Terminated(BaseException):
-    """SIGTERM, turned into an exception so the same clean-up as Ctrl-C runs."""
+class _Terminated(SystemExit):
+    """SIGTERM, turned into an exception so the same clean-up as Ctrl-C runs.  A
+    ``SystemExit``: asyncio logs and swallows any other exception raised in a callback,
+    which is where a signal lands when the loop is busy (accepting a connection, say)."""
 
 
 def _on_sigterm(signum: int, frame: object) -> None:

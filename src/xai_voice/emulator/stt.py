@@ -238,7 +238,10 @@ class SttSession:
         if self.ws.closed or self.silent or self.stalled:
             return
         text = encode_server(msg, multichannel=self.multichannel)
-        await self.ws.send_str(text)
+        try:
+            await self.ws.send_str(text)
+        except ConnectionResetError:
+            return  # the client left (its close is on its way): nothing to answer
         if isinstance(msg, (TranscriptPartial, TranscriptDone)):
             self.rec.results.append(
                 {

@@ -256,7 +256,10 @@ class TtsSession:
 
     async def send(self, msg: ServerMessage) -> None:
         if not self.ws.closed and not self.silent:
-            await self.ws.send_str(encode_server(msg))
+            try:
+                await self.ws.send_str(encode_server(msg))
+            except ConnectionResetError:
+                pass  # the client left (its close is on its way): nothing to answer
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

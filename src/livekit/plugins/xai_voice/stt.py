@@ -23,7 +23,7 @@ import dataclasses
 import io
 import wave
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -284,6 +284,15 @@ class STT(stt.STT[Any]):
             self._own_session = None
 
 
+class _SwitchRequest(stt.RecognizeStream._FlushSentinel):
+    """Wakes the pump, through the input channel, to move to a new connection; the serial
+    names the connection it is meant for, so one left over is ignored."""
+
+    def __init__(self, serial: int) -> None:
+        super().__init__()
+        self.serial = serial
+
+
 class SpeechStream(stt.RecognizeStream):
     """``stream()``: audio frames in (resampled by livekit to the STT's rate), speech events
     out, over as many connections as the service needs.
@@ -307,6 +316,7 @@ class SpeechStream(stt.RecognizeStream):
         self._input_ended = False
         self._speaking = False
         self._new_options = asyncio.Event()
+        self._serial = 0  # of the connection being served
         self._unreported = 0.0  # seconds of audio sent but not yet reported as usage
 
     def _current_options(self) -> xai_voice.STTOptions:
@@ -380,9 +390,20 @@ class SpeechStream(stt.RecognizeStream):
         """One connection: send audio, turn results into speech events.  Returns whether
         the stream goes on on a new connection (the service ended this one, options
         changed at an utterance boundary, or the input was flushed)."""
-        switch = asyncio.Event()
+        self._serial += 1
+        serial = self._serial
+        requested = False
+
+        def switch() -> None:
+            # through the input channel: the pump waits on nothing else, one await a frame
+            nonlocal requested
+            if not requested:
+                requested = True
+                with contextlib.suppress(utils.aio.ChanClosed):
+                    self._input_ch.send_nowait(_SwitchRequest(serial))
+
         loop = asyncio.get_running_loop()
-        pump = loop.create_task(self._pump(rec, switch), name="xai-voice-lk-stt-send")
+        pump = loop.create_task(self._pump(rec, serial), name="xai-voice-lk-stt-send")
         receive = loop.create_task(
             self._receive(rec, opts, request_id, audio_before, switch), name="xai-voice-lk-stt-recv"
         )
@@ -409,7 +430,7 @@ class SpeechStream(stt.RecognizeStream):
     def _options_changed(self) -> None:
         self._new_options.set()
 
-    async def _watch_options(self, opts: xai_voice.STTOptions, switch: asyncio.Event) -> None:
+    async def _watch_options(self, opts: xai_voice.STTOptions, switch: Callable[[], None]) -> None:
         """New options while nobody is speaking: move to a connection with them now (while
         someone speaks, the end of their utterance does it).  "Nobody" is the service's
         word and the audio's: speech the service has not reported yet is still loud in the
@@ -419,7 +440,7 @@ class SpeechStream(stt.RecognizeStream):
             self._new_options.clear()
             if not self._speaking and self._quiet() and self._current_options() != opts:
                 logger.debug("options changed between utterances: moving to a new connection")
-                switch.set()
+                switch()
                 return
 
     def _quiet(self) -> bool:
@@ -452,31 +473,23 @@ class SpeechStream(stt.RecognizeStream):
                 self._unfinal_at += overflow / bytes_per_second
             self._count(len(chunk) / bytes_per_second)
 
-    async def _pump(self, rec: xai_voice.Recognition, switch: asyncio.Event) -> str:
+    async def _pump(self, rec: xai_voice.Recognition, serial: int) -> str:
         """Input to the connection until the input ends ("ended"), is flushed ("flush") or
         the receiver asks for a new connection ("switch").  Audio read but not sent when
         this stops is kept for the next connection: none is lost, none is sent twice."""
         while True:
-            if self._carry and not switch.is_set():
+            if self._carry:
                 await self._send_carry(rec)
-            if switch.is_set():
-                return "switch"
-            get = asyncio.ensure_future(self._input_ch.recv())
-            waiting = asyncio.ensure_future(switch.wait())
             try:
-                done, _ = await asyncio.wait((get, waiting), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiting.cancel()
-                if not get.done():
-                    get.cancel()
-            if get not in done or get.cancelled():
-                return "switch"
-            try:
-                item = get.result()
+                item = await self._input_ch.recv()
             except utils.aio.ChanClosed:
                 self._input_ended = True
                 await self._send_carry(rec)
                 return "ended"
+            if isinstance(item, _SwitchRequest):
+                if item.serial == serial:
+                    return "switch"
+                continue  # meant for a connection that ended otherwise
             if isinstance(item, self._FlushSentinel):
                 await self._send_carry(rec)
                 return "flush"
@@ -510,7 +523,7 @@ class SpeechStream(stt.RecognizeStream):
         opts: xai_voice.STTOptions,
         request_id: str,
         audio_before: float,
-        switch: asyncio.Event,
+        switch: Callable[[], None],
     ) -> None:
         language = opts.language or ""
         async for event in rec:
@@ -535,7 +548,7 @@ class SpeechStream(stt.RecognizeStream):
                     self._report_usage(request_id)
                 if self._current_options() != opts:
                     logger.debug("options changed: moving to a new connection at this utterance boundary")
-                    switch.set()
+                    switch()
             elif isinstance(event, Finished):
                 return
 
