@@ -25,7 +25,7 @@ from xai_voice.emulator.background import BackgroundEmulator
 from .delay import DelayProxy
 
 REPLY = ["Sure, ", "a table ", "for two ", "at eight ", "tonight. ", "Anything else?"]
-USER_TURN = 0.4  # seconds between one reply ending (or being cut) and the next starting
+USER_TURN = 0.5  # seconds between one reply ending (or being cut) and the next starting
 BARGE_IN_AFTER = 0.3  # seconds of a reply played before the user cuts in
 
 
@@ -98,9 +98,19 @@ async def _one(
             tts = SUBJECTS[name](url, emu.api_key, session)
             tts.prewarm()
             await asyncio.sleep(1.0 + 6 * rtt)  # the prewarmed connection is open
+            peak = 0
+
+            async def sample() -> None:  # sessions the emulator holds open for us
+                nonlocal peak
+                while True:
+                    peak = max(peak, emu.open_connections)
+                    await asyncio.sleep(0.005)
+
+            sampler = asyncio.ensure_future(sample())
             try:
                 runs = await _conversation(tts, replies)
             finally:
+                sampler.cancel()
                 await tts.aclose()
         after_cut = [t / rtt for was_cut, t in runs[1:] if was_cut]
         after_full = [t / rtt for was_cut, t in runs[1:] if not was_cut]
@@ -110,6 +120,7 @@ async def _one(
             "after_barge_in": statistics.median(after_cut),
             "replies": len(runs),
             "connections": link.connections,
+            "peak_sessions": peak,
         }
 
 
@@ -139,10 +150,11 @@ def report(res: dict[str, Any]) -> list[str]:
              f"{BARGE_IN_AFTER * 1000:.0f} ms into every other reply and the next reply starts "
              f"{USER_TURN * 1000:.0f} ms later. Connections: TCP+TLS+WebSocket handshakes over the "
              "whole conversation, prewarm included.", "",
-             "| round trip | subject | first reply | after a reply that played out | after a barge-in | replies | connections |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| round trip | subject | first reply | after a reply that played out | after a barge-in | replies | connections | most sessions open at once |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for rtt, table in res.items():
         for name, row in table.items():
             lines.append(f"| {rtt} ms | {name} | {row['first_reply']:.2f} | {row['after_played_out']:.2f} | "
-                         f"{row['after_barge_in']:.2f} | {row['replies']:.0f} | {row['connections']:.0f} |")  # fmt: skip
+                         f"{row['after_barge_in']:.2f} | {row['replies']:.0f} | {row['connections']:.0f} | "
+                         f"{row.get('peak_sessions', float('nan')):.0f} |")  # fmt: skip
     return [*lines, ""]

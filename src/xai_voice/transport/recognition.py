@@ -69,7 +69,9 @@ def to_audio_bytes(audio: Any, encoding: str, channels: int = 1) -> bytes:
     """Audio as the wire wants it.  Bytes are taken as already in ``encoding``; a NumPy
     array of samples (int16, or float in -1..1; shaped (frames, channels) when
     multichannel) is converted: 16-bit little-endian PCM, or G.711 when asked."""
-    if isinstance(audio, (bytes, bytearray, memoryview)):
+    if isinstance(audio, bytes):
+        return audio
+    if isinstance(audio, (bytearray, memoryview)):
         return bytes(audio)
     arr = np.asarray(audio)
     if arr.ndim == 2:
@@ -202,7 +204,8 @@ class Recognition:
         if not data:
             return
         self._check_open()
-        await self.start()
+        if self._ws is None:
+            await self.start()
         while True:
             self._check_open()
             try:
@@ -210,7 +213,8 @@ class Recognition:
                 break
             except BufferFull:
                 await self._wait_ready()  # the session is not ready and the buffer is full
-        await self._flush()
+        if self.core.has_frames:  # most calls add to a frame still filling up
+            await self._flush()
 
     async def finish(self) -> None:
         """No more audio; the service finishes the last utterance and ends the stream."""

@@ -232,6 +232,11 @@ class RecognizerConnection:
         self._outbox.append(encode_client(AudioDone()))
         self.state = State.FINISHING
 
+    @property
+    def has_frames(self) -> bool:
+        """Whether :meth:`frames` has anything to write."""
+        return bool(self._outbox)
+
     def frames(self) -> list[bytes | str]:
         """Everything to write now, in order (and forgets it)."""
         out = list(self._outbox)
