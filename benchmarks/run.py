@@ -381,6 +381,19 @@ async def _memory_one(
 # -- report ----------------------------------------------------------------------------------
 
 
+def _commit() -> str:
+    """The code measured: the commit, marked when the tree had changes."""
+    root = Path(__file__).parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True,
+                               text=True, check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
+
+
 def machine() -> dict[str, Any]:
     versions = {}
     for dist in ("xai-voice", "livekit-agents", "livekit-plugins-xai", "aiohttp", "orjson", "pybase64"):
@@ -414,6 +427,9 @@ def report(res: dict[str, Any], command: str) -> str:
         "Machine: " + json.dumps(res["machine"]),
         "",
     ]
+    if res.get("measured"):
+        lines += ["Measured: " + ", ".join(f"{k} on {v['date']} (code {v['commit']})"
+                                           for k, v in sorted(res["measured"].items())), ""]  # fmt: skip
     for mode in ("warm", "cold") if "ttfa" in res else ():
         t = res["ttfa"][mode]
         lines += [f"## Time to first audio, {mode} (ms above the emulator's own time to first audio)", "",
@@ -611,6 +627,9 @@ def main() -> None:
         res["conversation"] = conversation_bench.run(
             rtts=args.rtts, replies=args.replies, repeats=args.conversation_repeats
         )
+    stamp = {"date": time.strftime("%Y-%m-%d %H:%M"), "commit": _commit()}
+    for scenario in sorted(args.only):
+        res.setdefault("measured", {})[scenario] = stamp
     res.setdefault("commands", []).append(("python -m benchmarks.run " + " ".join(sys.argv[1:])).strip())
     command = " ; ".join(res["commands"])
     (out / "results.json").write_text(json.dumps(res, indent=1, default=str))
