@@ -36,9 +36,9 @@ from livekit.agents.utils import AudioBuffer
 import xai_voice
 from livekit import rtc
 from xai_voice.protocol.stt import Final, Finished, Interim, SpeechEnded, SpeechStarted, Word
-from xai_voice.transport import new_session, proxy_from_environment
 
 from ._errors import to_livekit
+from ._session import SessionSource
 from .log import logger
 
 __all__ = ["STT", "SpeechStream"]
@@ -147,8 +147,7 @@ class STT(stt.STT[Any]):
         )
         self._opts = opts
         self._timeouts = timeouts
-        self._http_session = http_session
-        self._own_session: aiohttp.ClientSession | None = None
+        self._session = SessionSource(http_session, lambda: self._client.base_url)
         self._client = xai_voice.Client(
             api_key, base_url, session=self._session, allow_insecure=allow_insecure
         )
@@ -169,16 +168,6 @@ class STT(stt.STT[Any]):
     @property
     def client(self) -> xai_voice.Client:
         return self._client
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self._http_session is not None:
-            return self._http_session
-        try:
-            return utils.http_context.http_session()
-        except RuntimeError:  # outside a job: our own session, closed by aclose()
-            if self._own_session is None or self._own_session.closed:
-                self._own_session = new_session(proxy_from_environment(self._client.base_url))
-            return self._own_session
 
     def _timeouts_for(self, conn_options: APIConnectOptions) -> xai_voice.Timeouts:
         if self._timeouts is not None:
@@ -279,9 +268,7 @@ class STT(stt.STT[Any]):
             await stream.aclose()
         self._streams.clear()
         await self._client.aclose()
-        if self._own_session is not None:
-            await self._own_session.close()
-            self._own_session = None
+        await self._session.aclose()
 
 
 class _SwitchRequest(stt.RecognizeStream._FlushSentinel):

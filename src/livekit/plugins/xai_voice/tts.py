@@ -28,11 +28,11 @@ from livekit.agents.types import NOT_GIVEN, NotGivenOr
 import xai_voice
 from xai_voice.audio import alaw_decode, mulaw_decode
 from xai_voice.protocol import AudioChunk
-from xai_voice.transport import new_session, proxy_from_environment
 from xai_voice.words import WordAssembler
 
 from ._captions import timed_strings
 from ._errors import retry_after_wait, to_livekit
+from ._session import SessionSource
 from .log import logger
 from .models import TTSCodecs, TTSLanguages, TTSSampleRates, TTSVoices
 
@@ -120,8 +120,7 @@ class TTS(tts.TTS[Any]):
         self._opts = opts
         self._tokenizer = tokenizer
         self._timeouts = timeouts
-        self._http_session = http_session
-        self._own_session: aiohttp.ClientSession | None = None
+        self._session = SessionSource(http_session, lambda: self._client.base_url)
         self._client = xai_voice.Client(
             api_key,
             base_url,
@@ -156,18 +155,6 @@ class TTS(tts.TTS[Any]):
     def client(self) -> xai_voice.Client:
         """The engine underneath, for what livekit has no words for."""
         return self._client
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self._http_session is not None:
-            return self._http_session
-        try:
-            return utils.http_context.http_session()
-        except RuntimeError:  # outside a job: our own session, closed by aclose()
-            if self._own_session is None or self._own_session.closed:
-                # no cap on connections (each stream's WebSocket holds one for its life), the
-                # environment's proxy, the service's words when an upgrade is refused
-                self._own_session = new_session(proxy_from_environment(self._client.base_url))
-            return self._own_session
 
     def _timeouts_for(self, conn_options: APIConnectOptions) -> xai_voice.Timeouts:
         if self._timeouts is not None:
@@ -240,9 +227,7 @@ class TTS(tts.TTS[Any]):
             await stream.aclose()
         self._streams.clear()
         await self._client.aclose()
-        if self._own_session is not None:
-            await self._own_session.close()
-            self._own_session = None
+        await self._session.aclose()
 
 
 class ChunkedStream(tts.ChunkedStream):
