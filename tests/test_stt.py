@@ -206,8 +206,8 @@ async def test_whatever_the_service_does_after_done_the_stream_ends(after: str) 
 
 
 async def test_a_recognised_sentence_of_espeak_speech(client: xai_voice.Client) -> None:
-    """PocketSphinx on espeak-ng (the voice it hears best): see docs/RELIABILITY.md for
-    the word error rates measured across sentences and voices."""
+    """PocketSphinx on espeak-ng: the word error rates measured across sentences and
+    voices are in benchmarks/results/stt_wer.md (``python -m benchmarks.stt_wer``)."""
     transcript = await client.transcribe(speech("Please call my mother tomorrow morning."), sample_rate=16000,
                                          encoding="pcm")  # fmt: skip
     said = ["please", "call", "my", "mother", "tomorrow", "morning"]
