@@ -591,6 +591,7 @@ def main() -> None:
         help="scenarios to run (others are kept from the last results): " + ",".join(sorted(ALL)),
     )
     args = p.parse_args()
+    stamp = {"date": time.strftime("%Y-%m-%d %H:%M"), "commit": _commit()}  # the code as the run starts
     if args.quick:
         args.utterances, args.repeats, args.levels, args.memory_n = 40, 2, [50, 200], 30
         args.capacity_repeats = 1
@@ -627,7 +628,6 @@ def main() -> None:
         res["conversation"] = conversation_bench.run(
             rtts=args.rtts, replies=args.replies, repeats=args.conversation_repeats
         )
-    stamp = {"date": time.strftime("%Y-%m-%d %H:%M"), "commit": _commit()}
     for scenario in sorted(args.only):
         res.setdefault("measured", {})[scenario] = stamp
     res.setdefault("commands", []).append(("python -m benchmarks.run " + " ".join(sys.argv[1:])).strip())

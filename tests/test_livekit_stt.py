@@ -24,6 +24,7 @@ from livekit import rtc
 from livekit.plugins import xai_voice as lk
 from xai_voice.emulator import Emulator, FaultKind, FaultPoint
 from xai_voice.emulator.render import RenderRequest, render
+from xai_voice.protocol.stt import Final, Finished
 
 from .agent_fakes import ScriptedLLM, start_session
 from .conftest import client_sockets, eventually, our_tasks
@@ -316,12 +317,141 @@ async def test_a_retry_never_repeats_a_final(plugin: lk.STT, emu: Emulator) -> N
     assert finals(events) == ["Book a table for two.", "At eight tonight."]
     first, retry = emu.transcripts
     assert first.error is not None and retry.completed
-    last_word_end = first.utterances[-1][2]
-    # the silence after the last final's words, to within a frame
-    assert retry.audio_seconds == pytest.approx(len(pcm) / 2 / 48000 - last_word_end, abs=0.11)
-    assert retry.audio_seconds > 1.0
+    # the silence after the last final's words, at most the last IDLE_REPLAY_SECONDS of it
+    silence_after = len(pcm) / 2 / 48000 - first.utterances[-1][2]
+    assert silence_after > lk.stt.IDLE_REPLAY_SECONDS
+    assert retry.audio_seconds == pytest.approx(lk.stt.IDLE_REPLAY_SECONDS, abs=0.11)
     usage = sum(ev.recognition_usage.audio_duration for ev in events if ev.recognition_usage)
     assert usage == pytest.approx(first.audio_seconds + retry.audio_seconds, abs=0.01)
+
+
+async def test_the_service_ending_a_connection_loses_no_audio(plugin: lk.STT, emu: Emulator) -> None:
+    """The service finalises and closes mid-utterance on its own: the stream goes on on a
+    new connection, which hears everything the first heard without a final (the rest of
+    the utterance, and what the engine still held), so the audio heard covers all of it."""
+    emu.script_transcripts(["book a table", "for two", SAID[1]])
+    emu.fail_next(FaultKind.ENDS_EARLY, FaultPoint.MID_STREAM, service="stt")
+    pcm = speech("Book a table for two.") + speech("At eight tonight.")
+    events = await hear(plugin, pcm)
+    assert finals(events)[0] == "Book a table." and finals(events)[-1] == "At eight tonight."
+    first, *rest = emu.transcripts
+    assert first.error == "fault:ends_early" and rest and all(t.completed for t in rest)
+    heard_after = sum(t.audio_seconds for t in rest)
+    assert heard_after >= len(pcm) / 2 / 48000 - first.utterances[0][2] - 0.01  # nothing lost
+    kinds = [ev.type for ev in events if ev.type in (E.START_OF_SPEECH, E.END_OF_SPEECH)]
+    assert kinds == [E.START_OF_SPEECH, E.END_OF_SPEECH] * (len(kinds) // 2)
+
+
+async def test_a_retry_keeps_the_timestamps_of_the_stream(plugin: lk.STT, emu: Emulator) -> None:
+    """livekit moves its offset by the wall time of each failed attempt (here a second of
+    retry interval too); the retried utterance is still placed where it is in the audio."""
+    emu.script_transcripts([SAID[0]] * 3)
+    emu.fail_next(FaultKind.DROP, FaultPoint.MID_STREAM, service="stt", times=2)
+    # livekit's first retry comes after 0.1 s, the second after retry_interval
+    slow = APIConnectOptions(max_retry=2, timeout=1.0, retry_interval=1.0)
+    stream = plugin.stream(conn_options=slow)
+
+    async def room() -> None:  # in real time: the drop comes while the user is speaking
+        for f in frames(speech("Book a table for two.")):
+            stream.push_frame(f)
+            await asyncio.sleep(0.02)
+        stream.end_input()
+
+    feeder = asyncio.ensure_future(room())
+    events = [ev async for ev in stream]
+    await feeder
+    await stream.aclose()
+    [final] = [ev.alternatives[0] for ev in events if ev.type is E.FINAL_TRANSCRIPT]
+    assert final.text == "Book a table for two."
+    assert final.start_time < 0.3  # the speech starts at once; a second late without the fix
+
+
+async def test_mu_law_is_encoded_from_livekit_pcm() -> None:
+    """livekit's frames are 16-bit PCM; with encoding="mulaw" they go out as G.711 at the
+    STT's rate, and every duration counts samples, not bytes."""
+    async with Emulator() as emu:
+        emu.script_transcripts(SAID[:1])
+        ears = lk.STT(api_key=emu.api_key, base_url=emu.url, encoding="mulaw", sample_rate=8000)
+        try:
+            pcm = speech("Book a table for two.")
+            events = await hear(ears, pcm)
+        finally:
+            await ears.aclose()
+        assert finals(events) == ["Book a table for two."]
+        (rec,) = emu.transcripts
+        assert rec.options["encoding"] == "mulaw"
+        assert rec.audio_seconds == pytest.approx(len(pcm) / 2 / 48000, abs=0.03)
+        usage = sum(ev.recognition_usage.audio_duration for ev in events if ev.recognition_usage)
+        assert usage == pytest.approx(len(pcm) / 2 / 48000, abs=0.03)
+
+
+async def test_an_utterance_left_open_still_ends() -> None:
+    """A connection that ends with the utterance still open as far as the service said
+    (a retry that heard only its end, say): END_OF_SPEECH still follows its final."""
+    s = lk.STT(api_key="k", base_url="http://127.0.0.1:9/v1")
+    stream = s.stream()
+    stream._speaking = True  # the failed connection said the user started speaking
+
+    class Replay:  # what the retry's connection says: only the remainder, then the end
+        def __init__(self) -> None:
+            self.events = iter([Final("book a table", (), 0, 0.0, 1.0, from_done=True), Finished(1.0)])
+
+        def __aiter__(self) -> Replay:
+            return self
+
+        async def __anext__(self) -> object:
+            try:
+                return next(self.events)
+            except StopIteration:
+                raise StopAsyncIteration from None
+
+    # (Replay never suspends, so the stream's own task, which would try to connect, does
+    # not run before the events are read)
+    await stream._receive(Replay(), s.options, "r", 0.0, lambda: None)  # type: ignore[arg-type]
+    kinds = []
+    while not stream._event_ch.empty():
+        kinds.append(stream._event_ch.recv_nowait().type)
+    await stream.aclose()
+    await s.aclose()
+    assert kinds == [E.FINAL_TRANSCRIPT, E.END_OF_SPEECH]
+
+
+async def test_new_options_wait_out_noise_then_apply(plugin: lk.STT, emu: Emulator) -> None:
+    """Options changed over noise the service does not call speech: they apply once the
+    noise stops, before the user speaks again, not after the next utterance."""
+    import numpy as np
+
+    emu.script_transcripts(SAID)
+    stream = plugin.stream(conn_options=OPTS)
+    events: list[stt.SpeechEvent] = []
+
+    async def read() -> None:
+        async for ev in stream:
+            events.append(ev)
+
+    async def room(pcm: bytes, pace: float = 0.005) -> None:
+        for f in frames(pcm):
+            stream.push_frame(f)
+            await asyncio.sleep(pace)
+
+    reader = asyncio.ensure_future(read())
+    await room(speech("Book a table for two."))
+    await eventually(lambda: finals(events) == ["Book a table for two."])
+    # a soft hum with a click every 50 ms: peaks over QUIET_PEAK, far too soft for the VAD
+    hum_samples = np.random.default_rng(1).integers(-400, 400, 48000 * 6 // 10, dtype=np.int16)
+    hum_samples[::2400] = 3 * lk.stt.QUIET_PEAK
+    hum = hum_samples.tobytes()
+    changer = asyncio.get_running_loop().call_later(0.3, lambda: plugin.update_options(language="fr"))
+    await room(hum, pace=0.02)  # in real time: the change comes while it plays
+    await room(bytes(2 * 48000 * 3 // 2), pace=0.02)  # 1.5 s of silence, in real time
+    await eventually(lambda: len(emu.transcripts) == 2)
+    await room(speech("At eight tonight."))
+    stream.end_input()
+    await reader
+    await stream.aclose()
+    changer.cancel()
+    assert finals(events) == ["Book a table for two.", "At eight tonight."]
+    assert [t.options["language"] for t in emu.transcripts] == ["en", "fr"]
 
 
 async def test_messy_finals(plugin: lk.STT, emu: Emulator) -> None:

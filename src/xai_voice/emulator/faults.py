@@ -60,6 +60,9 @@ class FaultKind(str, Enum):
     #: speech to text: at audio.done, the open utterance's words go out as locked chunks
     #: only, and transcript.done is empty (the client must still make a final of them)
     EMPTY_DONE = "empty_done"
+    #: speech to text: the service ends the stream on its own, as if audio.done had come:
+    #: what it heard is finalised, transcript.done, then it closes
+    ENDS_EARLY = "ends_early"
 
 
 class FaultPoint(str, Enum):
@@ -100,6 +103,7 @@ _ALLOWED: dict[FaultKind, set[FaultPoint]] = {
     FaultKind.ERROR: _UTTERANCE | {FaultPoint.SESSION_UPDATE, FaultPoint.CREATED, FaultPoint.MID_STREAM},
     FaultKind.RESEND_FINALS: {FaultPoint.MID_STREAM},
     FaultKind.EMPTY_DONE: {FaultPoint.FINISH},
+    FaultKind.ENDS_EARLY: {FaultPoint.MID_STREAM},
     FaultKind.INSTANT_DONE: {FaultPoint.BEFORE_AUDIO},
     FaultKind.SLOW_READ: {FaultPoint.BEFORE_AUDIO},
     FaultKind.AUDIO_AFTER_DONE: {FaultPoint.IDLE},

@@ -444,6 +444,17 @@ class SttSession:
             return True
         if kind is FaultKind.RESEND_FINALS:
             self.resend_finals = True
+        if kind is FaultKind.ENDS_EARLY:
+            for listener in self.listeners:
+                u, listener.open = listener.open, None
+                if u is not None:
+                    await self._end(u)
+            for listener in self.listeners:
+                await self.send(TranscriptDone("", (), round(listener.t, 2), listener.channel))
+            self.rec.done_at = time.monotonic()
+            self.server.notify()
+            await self.ws.close()
+            return True
         return False
 
 

@@ -43,13 +43,15 @@ from .log import logger
 
 __all__ = ["STT", "SpeechStream"]
 
-#: how often usage is reported while audio flows (and at the end of every connection)
+#: usage is reported every this many seconds of audio sent, and at the end of every connection
 USAGE_EVERY_SECONDS = 5.0
 #: options change between utterances only after this much audio with no sample above QUIET_PEAK
 QUIET_SECONDS = 0.5
 QUIET_PEAK = 1000  # about -30 dBFS
 #: the most audio without a final result kept to send again when a connection fails
 REPLAY_SECONDS = 60.0
+#: of silence between utterances (no speech reported), only this much is kept
+IDLE_REPLAY_SECONDS = 1.0
 
 
 def _speaker(words: Sequence[Word]) -> str | None:
@@ -284,27 +286,35 @@ class SpeechStream(stt.RecognizeStream):
     """``stream()``: audio frames in (resampled by livekit to the STT's rate), speech events
     out, over as many connections as the service needs.
 
-    Audio is sent in frames of 100 ms (the engine's framing).  What was sent on a connection and is not yet
-    covered by a final result is kept (up to :data:`REPLAY_SECONDS`), so when a connection
-    fails and livekit retries, the retry hears that audio again: a retry never repeats a
-    final and never loses the words in flight."""
+    Audio is kept as livekit's 16-bit PCM until it is sent (encoded to G.711 there when
+    asked) and goes out in frames of 100 ms (the engine's framing).  What was given to a
+    connection and is not yet covered by a final result is kept (up to
+    :data:`REPLAY_SECONDS` within an utterance, :data:`IDLE_REPLAY_SECONDS` of silence
+    between utterances): when a connection fails and livekit retries, or the service ends
+    a connection on its own, the next connection hears that audio again, so no words in
+    flight are lost and no final is repeated."""
 
     def __init__(self, *, stt: STT, conn_options: APIConnectOptions, language: NotGivenOr[str]) -> None:
         super().__init__(stt=stt, conn_options=conn_options, sample_rate=stt._opts.sample_rate)
         self._xai = stt
         self._language = language
-        opts = stt._opts
-        align = 2 * opts.channels if opts.encoding == "pcm" else opts.channels
-        self._align = align
-        self._carry = bytearray()  # audio read from the input but not yet sent anywhere
-        self._unfinal = bytearray()  # sent on this connection, not yet covered by a final
+        try:
+            opts = self._current_options()  # a bad language fails here, not in the task
+        except xai_voice.OptionError as exc:
+            raise ValueError(str(exc)) from None
+        self._align = 2 * opts.channels  # one PCM sample of every channel
+        self._bps = float(self._align * opts.sample_rate)  # PCM bytes per second
+        self._carry = bytearray()  # audio read from the input but not given to any connection
+        self._unfinal = bytearray()  # given to this connection, not yet covered by a final
         self._unfinal_at = 0.0  # where _unfinal starts, in the connection's seconds
-        self._replayed = 0.0  # seconds of audio put back for a retry to send again
+        self._given = 0  # bytes given to this connection
+        self._replay_at: float | None = None  # stream seconds where the carry starts, after a failure
         self._input_ended = False
         self._speaking = False
         self._new_options = asyncio.Event()
         self._serial = 0  # of the connection being served
         self._unreported = 0.0  # seconds of audio sent but not yet reported as usage
+        self._request_id = ""
 
     def _current_options(self) -> xai_voice.STTOptions:
         opts = self._xai._opts
@@ -313,13 +323,13 @@ class SpeechStream(stt.RecognizeStream):
         return opts
 
     async def _run(self) -> None:
-        request_id = utils.shortuuid()
+        self._request_id = request_id = utils.shortuuid()
         timeouts = self._xai._timeouts_for(self._conn_options)
-        # seconds of audio sent on earlier connections of this attempt; a retry starts with
-        # the replayed audio, which livekit's offset (the wall time of the failed attempt)
-        # already passed
-        audio_before = -min(self._replayed, self.start_time_offset)
-        self._replayed = 0.0
+        # where this attempt's first connection starts, in seconds from livekit's offset: a
+        # retry starts with the audio that had no final, wherever that was in the stream
+        audio_before = 0.0
+        if self._replay_at is not None:
+            audio_before, self._replay_at = self._replay_at - self.start_time_offset, None
         first = True
         while True:
             # after the first connection, the next one opens when there is audio for it:
@@ -329,32 +339,36 @@ class SpeechStream(stt.RecognizeStream):
                 return
             first = False
             self._new_options.clear()
-            opts = self._current_options()
-            rec = self._xai._client.listen(opts, timeouts=timeouts)
             self._unfinal.clear()
-            self._unfinal_at = 0.0
+            self._unfinal_at, self._given = 0.0, 0
+            rec: xai_voice.Recognition | None = None
             try:
+                opts = self._current_options()
+                rec = self._xai._client.listen(opts, timeouts=timeouts)
                 started = asyncio.get_running_loop().time()
                 await rec.start()
                 self._report_connection_acquired(asyncio.get_running_loop().time() - started, False)
                 more = await self._serve(rec, opts, request_id, audio_before)
             except xai_voice.XaiVoiceError as exc:
-                self._keep_for_retry()
+                # the next attempt hears again what this connection heard without a final
+                self._replay_at = self.start_time_offset + audio_before + self._requeue()
                 raise to_livekit(exc) from exc
             finally:
                 self._report_usage(request_id)
-                await rec.aclose()
-            audio_before += rec.audio_seconds_sent
+                if rec is not None:
+                    await rec.aclose()
+            audio_before += self._requeue() if more else 0.0
             if not more:
                 return
 
-    def _keep_for_retry(self) -> None:
-        """The connection failed: what it heard without a final goes first to the next
-        attempt."""
+    def _requeue(self) -> float:
+        """Put what this connection heard without a final back in front of the carry, for
+        the next connection; return where that audio starts, in the connection's seconds."""
+        at = (self._given - len(self._unfinal)) / self._bps
         if self._unfinal:
-            self._replayed = len(self._unfinal) / self._xai._opts.bytes_per_second
             self._carry[:0] = self._unfinal
             self._unfinal.clear()
+        return at
 
     async def _await_audio(self) -> bool:
         """Wait for the next frame of input into the carry; False when the input ended
@@ -399,8 +413,9 @@ class SpeechStream(stt.RecognizeStream):
             done, _ = await asyncio.wait((pump, receive), return_when=asyncio.FIRST_COMPLETED)
             if receive in done:
                 receive.result()  # the failure, if it failed
-                # the service ended the stream on its own: the rest goes to a new connection
-                return not self._input_ended or bool(self._carry)
+                # the service ended the stream on its own: what it heard without a final,
+                # and the rest, go to a new connection
+                return not self._input_ended or bool(self._carry) or bool(self._unfinal)
             reason = pump.result()
             await rec.finish()
             await receive  # the last results, up to transcript.done
@@ -421,44 +436,50 @@ class SpeechStream(stt.RecognizeStream):
         """New options while nobody is speaking: move to a connection with them now (while
         someone speaks, the end of their utterance does it).  "Nobody" is the service's
         word and the audio's: speech the service has not reported yet is still loud in the
-        last :data:`QUIET_SECONDS` sent."""
+        last :data:`QUIET_SECONDS` sent.  While a change waits for quiet, it is looked at
+        again every :data:`QUIET_SECONDS` (noise the service never calls speech must not
+        hold it back for good)."""
+        pending = False
         while True:
-            await self._new_options.wait()
+            if pending:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._new_options.wait(), QUIET_SECONDS)
+            else:
+                await self._new_options.wait()
             self._new_options.clear()
-            if not self._speaking and self._quiet() and self._current_options() != opts:
+            if self._current_options() == opts:
+                pending = False
+                continue
+            if not self._speaking and self._quiet():
                 logger.debug("options changed between utterances: moving to a new connection")
                 switch()
                 return
+            pending = True
 
     def _quiet(self) -> bool:
-        """No sample of the last :data:`QUIET_SECONDS` of audio (sent or not) reaches
-        :data:`QUIET_PEAK`.  Only 16-bit PCM is judged; other encodings wait for the end
-        of an utterance."""
-        opts = self._xai._opts
-        if opts.encoding != "pcm":
-            return False
-        tail = int(QUIET_SECONDS * opts.bytes_per_second) // self._align * self._align
+        """No sample of the last :data:`QUIET_SECONDS` of audio (given or not) reaches
+        :data:`QUIET_PEAK`."""
+        tail = int(QUIET_SECONDS * self._bps) // self._align * self._align
         recent = (bytes(self._unfinal) + bytes(self._carry))[-tail:]
-        if not recent:
-            return True
         samples = np.frombuffer(recent[: len(recent) // 2 * 2], dtype="<i2")
         return samples.size == 0 or int(np.abs(samples.astype(np.int32)).max()) < QUIET_PEAK
 
     async def _send_carry(self, rec: xai_voice.Recognition) -> None:
-        """Send the carry (the engine frames it, 100 ms a message), taken from the carry
-        only once it is written."""
-        bytes_per_second = rec.options.bytes_per_second
+        """Give the carry to the connection (the engine frames it, 100 ms a message).  It
+        moves to ``_unfinal`` before the write, so a write that fails leaves it there to be
+        heard again, never in two places."""
         while self._carry:
             chunk = bytes(self._carry)
-            await rec.send(chunk)
-            del self._carry[: len(chunk)]
+            del self._carry[:]
             self._unfinal += chunk
-            keep = int(REPLAY_SECONDS * bytes_per_second) // self._align * self._align
-            overflow = len(self._unfinal) - keep
+            self._given += len(chunk)
+            keep = REPLAY_SECONDS if self._speaking else IDLE_REPLAY_SECONDS
+            overflow = len(self._unfinal) - int(keep * self._bps) // self._align * self._align
             if overflow > 0:
                 del self._unfinal[:overflow]
-                self._unfinal_at += overflow / bytes_per_second
-            self._count(len(chunk) / bytes_per_second)
+                self._unfinal_at += overflow / self._bps
+            self._count(len(chunk) / self._bps)
+            await rec.send(chunk if rec.options.encoding == "pcm" else np.frombuffer(chunk, dtype="<i2"))
 
     async def _pump(self, rec: xai_voice.Recognition, serial: int) -> str:
         """Input to the connection until the input ends ("ended"), is flushed ("flush") or
@@ -484,13 +505,16 @@ class SpeechStream(stt.RecognizeStream):
 
     def _final_covers(self, end: float) -> None:
         """A final result up to ``end`` (connection seconds): that audio needs no replay."""
-        cut = int((end - self._unfinal_at) * self._xai._opts.bytes_per_second) // self._align * self._align
+        cut = int((end - self._unfinal_at) * self._bps) // self._align * self._align
+        cut = min(cut, len(self._unfinal))
         if cut > 0:
             del self._unfinal[:cut]
-            self._unfinal_at += cut / self._xai._opts.bytes_per_second
+            self._unfinal_at += cut / self._bps
 
     def _count(self, seconds: float) -> None:
         self._unreported += seconds
+        if self._unreported >= USAGE_EVERY_SECONDS:
+            self._report_usage(self._request_id)
 
     def _report_usage(self, request_id: str) -> None:
         if self._unreported <= 0:
@@ -531,12 +555,12 @@ class SpeechStream(stt.RecognizeStream):
                     self._end_of_speech(request_id)
             elif isinstance(event, SpeechEnded):
                 self._end_of_speech(request_id)
-                if self._unreported >= USAGE_EVERY_SECONDS:
-                    self._report_usage(request_id)
                 if self._current_options() != opts:
                     logger.debug("options changed: moving to a new connection at this utterance boundary")
                     switch()
             elif isinstance(event, Finished):
+                # an utterance the service never closed (a retry heard only its end, say)
+                self._end_of_speech(request_id)
                 return
 
     def _start_of_speech(self, request_id: str) -> None:
